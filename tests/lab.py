@@ -1,0 +1,174 @@
+"""A bridged IPv6 LAN in network namespaces, for integration tests and bench/.
+
+Everything lives in namespaces named with a per-run prefix; `LanLab` deletes
+them on exit, on failure and at interpreter exit. Traffic never leaves them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+
+GLOBAL_PREFIX = "2001:db8:1::"  # RFC 3849 documentation prefix
+ULA_PREFIX = "fd00:6d:1::"
+
+# Behaviours a device can have towards probes (see README "discover").
+ANSWERS_ECHO = "answers-echo"
+IGNORES_MCAST_ECHO = "ignores-multicast-echo"  # net.ipv6.icmp.echo_ignore_multicast=1
+IGNORES_ALL_ECHO = "ignores-all-echo"  # net.ipv6.icmp.echo_ignore_all=1
+FW_DROPS_ECHO = "ip6tables-drops-echo"
+FW_DROPS_ECHO_MLD = "ip6tables-drops-echo-and-mld-queries"
+BEHAVIOURS = (ANSWERS_ECHO, IGNORES_MCAST_ECHO, IGNORES_ALL_ECHO, FW_DROPS_ECHO, FW_DROPS_ECHO_MLD)
+
+# Real OUIs with the vendor name a user would expect to read.
+VENDOR_OUIS = [
+    ("b8:27:eb", "Raspberry Pi"), ("dc:a6:32", "Raspberry Pi"), ("00:11:32", "Synology"),
+    ("3c:22:fb", "Apple"), ("f0:18:98", "Apple"), ("00:1b:21", "Intel"),
+    ("50:c7:bf", "Tp-Link"), ("24:0a:c4", "Espressif"), ("3c:d9:2b", "Hewlett Packard"),
+    ("44:d9:e7", "Ubiquiti"), ("f4:f5:d8", "Google"), ("00:17:88", "Philips"),
+    ("00:24:a5", "Buffalo"), ("3c:2a:f4", "Brother"), ("00:0d:b9", "PC Engines"),
+    ("00:25:90", "Super Micro"), ("74:da:38", "Edimax"), ("18:b4:30", "Nest Labs"),
+]
+IID_MODES = {"eui64": 0, "low-byte": 1, "stable-privacy": 2, "random": 3}  # addr_gen_mode
+
+
+def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run(args, capture_output=True, text=True, input=input)
+    if check and r.returncode:
+        raise RuntimeError(f"lab command failed ({r.returncode}): {' '.join(args)[:200]}: {r.stderr.strip()}")
+    return r
+
+
+@dataclass
+class HostSpec:
+    name: str
+    mac: str
+    vendor: str | None  # expected vendor substring; None for locally administered MACs
+    iid: str  # key of IID_MODES
+    behaviour: str
+    global_address: bool = False
+    router: bool = False
+    # filled in after the lab is up:
+    link_local: str | None = None
+    addresses: list[str] = field(default_factory=list)
+
+
+def default_hosts(n: int = 32) -> list[HostSpec]:
+    """A mix of vendors, interface-ID kinds and probe behaviours, cycled so every
+    behaviour meets every IID kind."""
+    hosts = []
+    iids = list(IID_MODES)
+    for i in range(n):
+        if i % 11 == 10:  # a randomised (locally administered) MAC, like a phone's Wi-Fi
+            mac, vendor = f"4a:9c:{i:02x}:3e:51:{(7 * i) % 256:02x}", None
+        else:
+            oui, vendor = VENDOR_OUIS[i % len(VENDOR_OUIS)]
+            mac = f"{oui}:{0x40 + i:02x}:{(13 * i) % 256:02x}:{(29 * i + 1) % 256:02x}"
+        hosts.append(HostSpec(
+            name=f"h{i:02d}", mac=mac, vendor=vendor, iid=iids[(i // 5) % len(iids)],
+            behaviour=BEHAVIOURS[i % len(BEHAVIOURS)], global_address=i % 3 == 0, router=i == 7,
+        ))
+    return hosts
+
+
+class LanLab:
+    """with LanLab(hosts) as lab: lab.prober is a namespace with interface `lan0`
+    (MAC PROBER_MAC, link-local + 2001:db8:1::ffff) on the same bridge as the hosts."""
+
+    PROBER_MAC = "02:76:36:00:00:01"
+    PROBER_IF = "lan0"
+
+    def __init__(self, hosts: list[HostSpec] | None = None, prefix: str | None = None):
+        self.hosts = default_hosts() if hosts is None else hosts
+        self.prefix = prefix or f"v6d{os.getpid() % 100000}"
+        self.bridge_ns = f"{self.prefix}-br"
+        self.prober = f"{self.prefix}-p"
+        self._created: list[str] = []
+
+    def ns(self, host: HostSpec) -> str:
+        return f"{self.prefix}-{host.name}"
+
+    # -- build ---------------------------------------------------------------
+    def __enter__(self) -> "LanLab":
+        atexit.register(self.close)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _add_ns(self, name: str) -> None:
+        sh("ip", "netns", "add", name)
+        self._created.append(name)
+
+    def _build(self) -> None:
+        self._add_ns(self.bridge_ns)
+        self._add_ns(self.prober)
+        for h in self.hosts:
+            self._add_ns(self.ns(h))
+        batch = ["link add br0 type bridge", "link set br0 up"]
+        ends = [(self.prober, self.PROBER_IF, self.PROBER_MAC)] + [(self.ns(h), "eth0", h.mac) for h in self.hosts]
+        for i, (ns, ifname, mac) in enumerate(ends):
+            batch += [f"link add p{i} type veth peer name {ifname} netns {ns} address {mac}",
+                      f"link set p{i} master br0", f"link set p{i} up"]
+        sh("ip", "netns", "exec", self.bridge_ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        sh("ip", "-n", self.bridge_ns, "-batch", "-", input="\n".join(batch) + "\n")
+        for h in self.hosts:
+            sh("ip", "netns", "exec", self.ns(h), "sh", "-ec", self._host_script(h))
+        sh("ip", "netns", "exec", self.prober, "sh", "-ec", f"""
+            sysctl -qw net.ipv6.conf.{self.PROBER_IF}.accept_dad=0
+            ip link set lo up
+            ip link set {self.PROBER_IF} up
+            ip addr add {GLOBAL_PREFIX}ffff/64 dev {self.PROBER_IF} nodad
+            ip addr add {ULA_PREFIX}ffff/64 dev {self.PROBER_IF} nodad""")
+        self._read_addresses()
+
+    def _host_script(self, h: HostSpec) -> str:
+        lines = ["sysctl -qw net.ipv6.conf.eth0.accept_dad=0"]
+        if h.iid == "stable-privacy":  # the kernel refuses mode 2 until a secret is set
+            secret = ipaddress.IPv6Address(int.from_bytes(os.urandom(16), "big"))
+            lines.append(f"sysctl -qw net.ipv6.conf.eth0.stable_secret={secret}")
+        lines.append(f"sysctl -qw net.ipv6.conf.eth0.addr_gen_mode={IID_MODES[h.iid]}")
+        if h.behaviour == IGNORES_MCAST_ECHO:
+            lines.append("sysctl -qw net.ipv6.icmp.echo_ignore_multicast=1")
+        elif h.behaviour == IGNORES_ALL_ECHO:
+            lines.append("sysctl -qw net.ipv6.icmp.echo_ignore_all=1")
+        elif h.behaviour in (FW_DROPS_ECHO, FW_DROPS_ECHO_MLD):
+            lines.append("ip6tables -A INPUT -p icmpv6 --icmpv6-type echo-request -j DROP")
+            if h.behaviour == FW_DROPS_ECHO_MLD:
+                lines.append("ip6tables -A INPUT -p icmpv6 --icmpv6-type 130 -j DROP")
+        if h.router:
+            lines.append("sysctl -qw net.ipv6.conf.all.forwarding=1")
+        lines += ["ip link set lo up", "ip link set eth0 up"]
+        n = int(h.name[1:]) + 1
+        if h.iid == "low-byte":
+            lines.append(f"ip addr add fe80::{n:x}/64 dev eth0 nodad")
+        if h.global_address:
+            iid = f"{n:x}" if h.iid == "low-byte" else f"{(n * 40503) & 0xffff:x}:{n:x}:77:{n * 3:x}"
+            lines.append(f"ip addr add {GLOBAL_PREFIX}{iid}/64 dev eth0 nodad")
+        return "\n".join(lines)
+
+    def _read_addresses(self) -> None:
+        for h in self.hosts:
+            data = json.loads(sh("ip", "-n", self.ns(h), "-j", "-6", "addr", "show", "dev", "eth0").stdout)
+            infos = data[0]["addr_info"] if data else []
+            h.addresses = [ipaddress.IPv6Address(a["local"]).compressed for a in infos]
+            h.link_local = next((a for a in h.addresses if a.startswith("fe80:")), None)
+
+    # -- use -----------------------------------------------------------------
+    def exec_prober(self, *cmd: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.prober, *cmd], capture_output=True,
+                              text=True, timeout=timeout, check=check)
+
+    def close(self) -> None:
+        for name in reversed(self._created):
+            sh("ip", "netns", "del", name, check=False)
+        self._created.clear()

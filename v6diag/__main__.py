@@ -1,0 +1,3 @@
+from v6diag.cli.app import main
+
+main()

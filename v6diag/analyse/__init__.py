@@ -1,0 +1,1 @@
+"""Analysers: pure state machines over decoded records; no I/O."""

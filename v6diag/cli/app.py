@@ -1,0 +1,99 @@
+"""The `v6diag` Typer app and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+
+from v6diag import __version__
+from v6diag.errors import EXIT_INTERRUPTED, EXIT_USAGE, V6diagError
+
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in v6diag (only reached with a traceback under -v)
+
+app = typer.Typer(
+    name="v6diag",
+    help="Packet-level IPv6 diagnostics and discovery for Linux.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Options:
+    json: bool = False
+    verbose: int = 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"v6diag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output on stdout (schema in README)."),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More diagnostics on stderr; -vv shows tracebacks."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = Options(json=json_out, verbose=verbose)
+
+
+def stderr() -> Console:
+    return Console(stderr=True)
+
+
+def stdout() -> Console:
+    """Tables must not fold addresses when piped (rich assumes 80 columns then)."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    return console
+
+
+def _register() -> None:
+    from v6diag.cli import discover  # noqa: F401  (registers the command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    args = sys.argv[1:] if argv is None else argv
+    verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) == {"v"}) + args.count("--verbose")
+    err = stderr()
+    try:
+        rc = app(args=args, prog_name="v6diag", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        rc = EXIT_INTERRUPTED
+    except typer.Exit as e:
+        rc = e.exit_code
+    except typer.TyperException as e:  # bad option or argument: typer says which
+        show = getattr(e, "show", None)
+        if show:
+            show()
+        else:
+            err.print(f"v6diag: error: {e.format_message()}", markup=False)
+        rc = getattr(e, "exit_code", EXIT_USAGE) or EXIT_USAGE
+    except V6diagError as e:
+        if verbose >= 2:
+            err.print_exception()
+        line = f"v6diag: error: {e.message}"
+        if e.hint:
+            line += f" (hint: {e.hint})"
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+        rc = e.exit_code
+    except BrokenPipeError:
+        rc = 0  # `v6diag ... | head`: the reader left, not an error
+    except Exception as e:  # a bug: say so in one line; -vv shows where
+        if verbose >= 2:
+            err.print_exception()
+        err.print(f"v6diag: internal error: {type(e).__name__}: {e} (rerun with -vv for a traceback)",
+                  highlight=False, soft_wrap=True, markup=False)
+        rc = EXIT_SOFTWARE
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,1 @@
+"""Renderers: pure functions from reports to text. No look-ups, no state."""

@@ -1,0 +1,92 @@
+"""Live frames from an AF_PACKET socket bound to one interface (packet(7))."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+from v6diag.errors import PrivilegeError, UnavailableError
+from v6diag.model import Frame
+
+ETH_P_ALL = 0x0003
+ETH_P_IPV6 = 0x86DD
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_ALLMULTI = 2
+PACKET_OUTGOING = 4
+LINKTYPE_ETHERNET = 1
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+def _kernel_time(ancdata) -> float:
+    for level, kind, value in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+            sec, nsec = struct.unpack("qq", value[:16])
+            return sec + nsec * 1e-9
+    return time.time()
+
+
+class PacketSocket:
+    """Send raw Ethernet frames and receive every IPv6 frame on `ifname`,
+    including our own (flagged outgoing), until closed."""
+
+    def __init__(self, ifname: str, index: int, protocol: int = ETH_P_IPV6):
+        try:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+        except PermissionError as e:
+            raise PrivilegeError("CAP_NET_RAW", f"opening a packet socket on {ifname}") from e
+        try:
+            self.sock.bind((ifname, protocol))
+            # Receive multicast we have not joined (MLD reports go to ff02::16, DAD NS
+            # to solicited-node groups); the kernel drops this when the socket closes.
+            mreq = struct.pack("iHH8s", index, PACKET_MR_ALLMULTI, 0, b"")
+            self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            # Arrival time stamped by the kernel: reply times stay exact even when
+            # we are busy decoding (socket(7) SO_TIMESTAMPNS).
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError as e:
+            self.sock.close()
+            if e.errno == errno.ENODEV:
+                raise UnavailableError(f"interface {ifname} vanished") from e
+            raise UnavailableError(f"cannot bind a packet socket to {ifname}: {e.strerror}") from e
+        self.ifname = ifname
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self.sock.send(frame)
+        except OSError as e:
+            if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                raise UnavailableError(f"interface {self.ifname} went down") from e
+            raise
+
+    def frames(self, deadline: float | None) -> Iterator[Frame | None]:
+        """Yield frames until `deadline` (time.monotonic()) passes; None = forever.
+        Yields None on each timeout tick so callers can do timed work."""
+        while True:
+            wait = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            self.sock.settimeout(wait)
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(65535, 64)
+            except socket.timeout:
+                yield None
+                continue
+            except OSError as e:
+                if e.errno == errno.ENETDOWN:
+                    raise UnavailableError(f"interface {self.ifname} went down") from e
+                raise
+            yield Frame(_kernel_time(anc), LINKTYPE_ETHERNET, data, outgoing=addr[2] == PACKET_OUTGOING)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
