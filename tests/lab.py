@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 GLOBAL_PREFIX = "2001:db8:1::"  # RFC 3849 documentation prefix
@@ -88,6 +89,7 @@ class LanLab:
         self.bridge_ns = f"{self.prefix}-br"
         self.prober = f"{self.prefix}-p"
         self._created: list[str] = []
+        self._ports = 0
 
     def ns(self, host: HostSpec) -> str:
         return f"{self.prefix}-{host.name}"
@@ -115,10 +117,10 @@ class LanLab:
         for h in self.hosts:
             self._add_ns(self.ns(h))
         batch = ["link add br0 type bridge", "link set br0 up"]
-        ends = [(self.prober, self.PROBER_IF, self.PROBER_MAC)] + [(self.ns(h), "eth0", h.mac) for h in self.hosts]
-        for i, (ns, ifname, mac) in enumerate(ends):
-            batch += [f"link add p{i} type veth peer name {ifname} netns {ns} address {mac}",
-                      f"link set p{i} master br0", f"link set p{i} up"]
+        batch += self._attach(self.prober, self.PROBER_IF, self.PROBER_MAC)
+        for h in self.hosts:
+            batch += self._attach(self.ns(h), "eth0", h.mac)
+        # the bridge itself stays invisible: no IPv6 on it, it only forwards
         sh("ip", "netns", "exec", self.bridge_ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         sh("ip", "-n", self.bridge_ns, "-batch", "-", input="\n".join(batch) + "\n")
         for h in self.hosts:
@@ -131,8 +133,33 @@ class LanLab:
             ip addr add {ULA_PREFIX}ffff/64 dev {self.PROBER_IF} nodad""")
         self._read_addresses()
 
-    def _host_script(self, h: HostSpec) -> str:
-        lines = ["sysctl -qw net.ipv6.conf.eth0.accept_dad=0"]
+    def _attach(self, ns: str, ifname: str, mac: str) -> list[str]:
+        """ip -batch lines: a veth from the bridge into `ns`."""
+        port = f"p{self._ports}"
+        self._ports += 1
+        return [f"link add {port} type veth peer name {ifname} netns {ns} address {mac}",
+                f"link set {port} master br0", f"link set {port} up"]
+
+    def add_host(self, h: HostSpec, dad: bool = True) -> HostSpec:
+        """Plug a new device into the running LAN; with DAD, as a real host boots."""
+        self._add_ns(self.ns(h))
+        sh("ip", "-n", self.bridge_ns, "-batch", "-",
+           input="\n".join(self._attach(self.ns(h), "eth0", h.mac)) + "\n")
+        sh("ip", "netns", "exec", self.ns(h), "sh", "-ec", self._host_script(h, dad))
+        self.hosts.append(h)
+        return h
+
+    def wait_addresses(self, h: HostSpec, timeout: float = 10) -> None:
+        """Wait until DAD has finished on the host's addresses, then record them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sh("ip", "-n", self.ns(h), "-6", "addr", "show", "dev", "eth0", "tentative").stdout.strip():
+                break
+            time.sleep(0.1)
+        self._read_addresses([h])
+
+    def _host_script(self, h: HostSpec, dad: bool = False) -> str:
+        lines = [f"sysctl -qw net.ipv6.conf.eth0.accept_dad={int(dad)}"]
         if h.iid == "stable-privacy":  # the kernel refuses mode 2 until a secret is set
             secret = ipaddress.IPv6Address(int.from_bytes(os.urandom(16), "big"))
             lines.append(f"sysctl -qw net.ipv6.conf.eth0.stable_secret={secret}")
@@ -150,14 +177,14 @@ class LanLab:
         lines += ["ip link set lo up", "ip link set eth0 up"]
         n = int(h.name[1:]) + 1
         if h.iid == "low-byte":
-            lines.append(f"ip addr add fe80::{n:x}/64 dev eth0 nodad")
+            lines.append(f"ip addr add fe80::{n:x}/64 dev eth0" + ("" if dad else " nodad"))
         if h.global_address:
             iid = f"{n:x}" if h.iid == "low-byte" else f"{(n * 40503) & 0xffff:x}:{n:x}:77:{n * 3:x}"
-            lines.append(f"ip addr add {GLOBAL_PREFIX}{iid}/64 dev eth0 nodad")
+            lines.append(f"ip addr add {GLOBAL_PREFIX}{iid}/64 dev eth0" + ("" if dad else " nodad"))
         return "\n".join(lines)
 
-    def _read_addresses(self) -> None:
-        for h in self.hosts:
+    def _read_addresses(self, hosts: list[HostSpec] | None = None) -> None:
+        for h in self.hosts if hosts is None else hosts:
             data = json.loads(sh("ip", "-n", self.ns(h), "-j", "-6", "addr", "show", "dev", "eth0").stdout)
             infos = data[0]["addr_info"] if data else []
             h.addresses = [ipaddress.IPv6Address(a["local"]).compressed for a in infos]

@@ -93,15 +93,13 @@ class NeighbourBook:
         return {a: sorted(m) for a, m in self._owners.items() if len(m) > 1}
 
     def hosts(self) -> list[Host]:
-        t0 = self.t0
-        if t0 is None:
-            t0 = min((min(d.addresses.values(), default=d.first_active or 0) for d in self._devices.values()), default=0)
+        t0 = self.t0  # None: no probe was seen, so nothing is a "reply"
         hosts = [self._host(d, t0) for d in self._devices.values()]
         hosts.sort(key=_sort_key)
         return hosts
 
     @staticmethod
-    def _host(d: _Device, t0: float) -> Host:
+    def _host(d: _Device, t0: float | None) -> Host:
         addrs = sorted(d.addresses, key=lambda a: int(ipaddress.IPv6Address(a)))
         lls = sorted(
             (a for a in addrs if ipaddress.IPv6Address(a).is_link_local),
@@ -119,7 +117,8 @@ class NeighbourBook:
             iid_kind=iid_kind(kind_of, d.mac) if kind_of else IID_UNKNOWN,
             seen_by=sorted(d.techniques, key=lambda t: order.get(t, len(order))),
             is_router=d.is_router,
-            first_reply_s=None if d.first_active is None else round(max(0.0, d.first_active - t0), 4),
+            first_reply_s=None if d.first_active is None or t0 is None
+            else round(max(0.0, d.first_active - t0), 4),
         )
 
 

@@ -28,7 +28,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
 )
-from scapy.packet import Raw
+from scapy.packet import Padding, Raw
 
 from v6diag.decode.link import decode_link
 from v6diag.model import Frame, Sighting
@@ -123,6 +123,8 @@ def _decode_ipv6(ts: float, mac: str, outgoing: bool, ip6: IPv6, out: Decoded) -
     if outgoing:
         return  # our own probes prove nothing about other devices
 
+    if isinstance(upper, _ND_TYPES):
+        _check_nd_options(_without_padding(upper), _ND_FIXED[type(upper)])
     if isinstance(upper, _ND_TYPES) and ip6.hlim != ND_HOP_LIMIT:
         # RFC 4861 7.1.1: receivers discard ND with hop limit != 255 (off-link or forged)
         out.invalid = f"{upper.name} from {mac} with hop limit {ip6.hlim}, not 255"
@@ -159,6 +161,33 @@ def _decode_ipv6(ts: float, mac: str, outgoing: bool, ip6: IPv6, out: Decoded) -
 
 
 _ND_TYPES = (ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS)
+# RFC 4861 4.1-4.4: octets before the options
+_ND_FIXED = {ICMPv6ND_RS: 8, ICMPv6ND_RA: 16, ICMPv6ND_NS: 24, ICMPv6ND_NA: 24}
+
+
+def _without_padding(layer) -> bytes:
+    """The layer's own bytes: Ethernet pads short frames, IPv6 plen says where
+    the packet ends and scapy hangs the rest on as Padding."""
+    raw = bytes(layer)
+    pad = layer.getlayer(Padding)
+    return raw[: len(raw) - len(pad.load)] if pad is not None else raw
+
+
+def _check_nd_options(raw: bytes, fixed: int) -> None:
+    """RFC 4861 4.6 / 6.1: a node must discard ND packets that are too short or
+    carry an option of length zero; an option may not run past the packet."""
+    if len(raw) < fixed:
+        raise MalformedPacket(f"ND message of {len(raw)} octets, needs {fixed}")
+    i = fixed
+    while i + 2 <= len(raw):
+        olen = raw[i + 1] * 8
+        if olen == 0:
+            raise MalformedPacket(f"ND option type {raw[i]} with length 0")
+        if i + olen > len(raw):
+            raise MalformedPacket(f"ND option type {raw[i]} runs past the packet")
+        i += olen
+    if i != len(raw):
+        raise MalformedPacket("ND options end mid-option")
 # A Fragment header ends the walk: what follows is not decodable on its own.
 _EXT_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
 

@@ -30,7 +30,8 @@ from v6diag.analyse.discovery import DiscoveryAnalysis
 from v6diag.analyse.vendor import vendor_of
 from v6diag.analyse.neighbours import Change
 from v6diag.sources.netlink import Interface, neighbour_sightings
-from v6diag.sources.live import PacketSocket
+from v6diag.model import Frame
+from v6diag.sources.live import LINKTYPE_ETHERNET, PacketSocket
 
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"
@@ -125,12 +126,18 @@ def discover_live(
     Returns the wall time of the probe window."""
     notify = on_changes or (lambda changes: None)
     with PacketSocket(iface.name, iface.index) as sock:
+
+        def send(frame: bytes) -> None:
+            sock.send(frame)
+            if on_frame:  # packet(7) never loops a socket's own sends back to it
+                on_frame(Frame(time.time(), LINKTYPE_ETHERNET, frame, outgoing=True))
+
         start = time.monotonic()
         # What the kernel already knew, read before our probes refresh it.
         notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
         analysis.book.note_multicast_echo(ident, time.time())
         for frame in burst(iface, ident, 1, with_mld=True, mldv1=mldv1):
-            sock.send(frame)
+            send(frame)
         # Parse the OUI database while we wait for replies, not after.
         threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
         tries: dict[str, int] = {}
@@ -158,11 +165,11 @@ def discover_live(
             if resend_at and now >= resend_at:
                 resend_at = 0
                 for f in burst(iface, ident, 2, with_mld=False, mldv1=False):
-                    sock.send(f)
+                    send(f)
             if now >= next_ns:
                 next_ns = now + NS_INTERVAL
                 for target, heard in analysis.book.ns_candidates(iface.prefixes):
                     if tries.get(target, 0) < (NS_TRIES if heard else 1):
                         tries[target] = tries.get(target, 0) + 1
-                        sock.send(neighbor_solicitation(iface.mac, iface.link_local, target))
+                        send(neighbor_solicitation(iface.mac, iface.link_local, target))
         return time.monotonic() - start

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Re-record the bundled captures in pcaps/ from a namespace lab (needs root).
+
+    sudo .venv/bin/python tests/tools/record_pcaps.py
+
+Writes, next to each capture, `<name>.truth.json`: what the lab really had
+(MACs, expected vendors, addresses read back with `ip -j addr`), which the unit
+tests compare v6diag's passive reading of the capture against.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.lab import HostSpec, LanLab  # noqa: E402
+
+V6DIAG = str(ROOT / ".venv/bin/v6diag")
+PCAPS = ROOT / "pcaps"
+
+
+def truth(lab: LanLab, hosts: list[HostSpec], **extra) -> dict:
+    return {"prober_mac": lab.PROBER_MAC, "hosts": [asdict(h) for h in hosts], **extra}
+
+
+def start_dumpcap(lab: LanLab, path: Path) -> subprocess.Popen:
+    path.unlink(missing_ok=True)
+    p = subprocess.Popen(["ip", "netns", "exec", lab.prober, "dumpcap", "-q", "-i", lab.PROBER_IF,
+                          "-f", "ip6", "-w", str(path)], stderr=subprocess.PIPE)
+    for _ in range(100):  # dumpcap prints nothing when ready; wait for the file
+        if path.exists() and path.stat().st_size > 0:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    time.sleep(0.3)
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def record_discover_lan() -> None:
+    """v6diag's own burst on the 32-host lab, written by --write (pcap) while
+    dumpcap records the same link (pcapng, with the interface name)."""
+    with LanLab() as lab:
+        ng = PCAPS / "discover-lan.pcapng"
+        cap = start_dumpcap(lab, ng)
+        r = lab.exec_prober(V6DIAG, "discover", "-i", lab.PROBER_IF, "--json",
+                            "--write", str(PCAPS / "discover-lan.pcap"))
+        stop(cap)
+        assert r.returncode == 0, r.stderr
+        (PCAPS / "discover-lan.truth.json").write_text(json.dumps(truth(lab, lab.hosts), indent=1) + "\n")
+
+
+def record_link_up() -> None:
+    """No probing at all: four devices boot onto the link (DAD, RS, MLD reports)."""
+    with LanLab(hosts=[]) as lab:
+        path = PCAPS / "link-up-passive.pcapng"
+        cap = start_dumpcap(lab, path)
+        joined = [
+            HostSpec("h40", "b8:27:eb:aa:40:01", "Raspberry Pi", "eui64", "answers-echo"),
+            HostSpec("h41", "00:11:32:aa:41:02", "Synology", "stable-privacy", "answers-echo",
+                     global_address=True),
+            HostSpec("h42", "f0:18:98:aa:42:03", "Apple", "random", "ignores-all-echo"),
+            HostSpec("h43", "5e:11:22:aa:43:04", None, "low-byte", "answers-echo"),
+        ]
+        for h in joined:
+            lab.add_host(h, dad=True)
+        for h in joined:
+            lab.wait_addresses(h)
+        time.sleep(1.0)
+        stop(cap)
+        (PCAPS / "link-up-passive.truth.json").write_text(json.dumps(truth(lab, joined), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    record_discover_lan()
+    record_link_up()
+    for p in sorted(PCAPS.glob("*.pcap*")):
+        print(p.name, p.stat().st_size)
