@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import itertools
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ VENDOR_OUIS = [
     ("00:24:a5", "Buffalo"), ("3c:2a:f4", "Brother"), ("00:0d:b9", "PC Engines"),
     ("00:25:90", "Super Micro"), ("74:da:38", "Edimax"), ("18:b4:30", "Nest Labs"),
 ]
+_LAB_IDS = itertools.count()  # several labs may live at once in one process
 IID_MODES = {"eui64": 0, "low-byte": 1, "stable-privacy": 2, "random": 3}  # addr_gen_mode
 
 
@@ -85,7 +87,7 @@ class LanLab:
 
     def __init__(self, hosts: list[HostSpec] | None = None, prefix: str | None = None):
         self.hosts = default_hosts() if hosts is None else hosts
-        self.prefix = prefix or f"v6d{os.getpid() % 100000}"
+        self.prefix = prefix or f"v6d{os.getpid() % 100000}{chr(97 + next(_LAB_IDS) % 26)}"
         self.bridge_ns = f"{self.prefix}-br"
         self.prober = f"{self.prefix}-p"
         self._created: list[str] = []

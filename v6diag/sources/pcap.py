@@ -75,7 +75,11 @@ class CaptureReader:
         if len(rest) < 20:
             raise InputError(f"{self.path}: pcap file header is cut short")
         _vmaj, _vmin, _zone, _sig, _snap, linktype = struct.unpack(e + "HHiIII", rest)
-        linktype &= 0x0FFFFFFF  # upper bits carry FCS info (pcap spec, LinkType field)
+        # Link type is the low 16 bits; the upper bits carry FCS info (pcap spec,
+        # LinkType field; libpcap LT_LINKTYPE). The mask was 0x0FFFFFFF, which kept
+        # the P ("FCS length present", 0x04000000) bit, so such files came out as
+        # linktype 0x04000001 instead of 1 and no frame was decoded.
+        linktype &= 0x0000FFFF
         scale = 1e-9 if nanos else 1e-6
         rec = struct.Struct(e + "IIII")
         while True:
@@ -100,7 +104,7 @@ class CaptureReader:
     # -- pcapng -------------------------------------------------------------
     def _pcapng(self, f: BinaryIO, head: bytes) -> Iterator[Frame]:
         e = "<"
-        ifaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
+        ifaces: list[tuple[int, float, int]] = []  # (linktype, seconds per tick, snaplen)
         bhead: bytes | None = head
         while True:
             if bhead is None:
@@ -148,8 +152,8 @@ class CaptureReader:
 
     def _pcapng_block(self, btype, body, e, ifaces) -> Frame | None:
         if btype == 1 and len(body) >= 8:  # Interface Description Block
-            linktype, _res, _snap = struct.unpack(e + "HHI", body[:8])
-            ifaces.append((linktype, self._idb_resolution(body[8:], e)))
+            linktype, _res, snap = struct.unpack(e + "HHI", body[:8])
+            ifaces.append((linktype, self._idb_resolution(body[8:], e), snap))
             return None
         if btype == 6 and len(body) >= 20:  # Enhanced Packet Block
             ifid, hi, lo, caplen, wirelen = struct.unpack(e + "IIIII", body[:20])
@@ -157,7 +161,11 @@ class CaptureReader:
         elif btype == 3 and len(body) >= 4 and ifaces:  # Simple Packet Block
             ifid, hi, lo = 0, 0, 0
             wirelen = struct.unpack(e + "I", body[:4])[0]
-            data = body[4 : 4 + wirelen]
+            # SPB data is min(original length, IDB snaplen) (0 = no limit), then
+            # padded to 32 bits; slicing by wirelen alone took the padding bytes
+            # as packet data whenever the snaplen cut a packet.
+            snap = ifaces[0][2]
+            data = body[4 : 4 + (min(wirelen, snap) if snap else wirelen)]
             caplen = len(data)
         elif btype == 2 and len(body) >= 20:  # obsolete Packet Block
             ifid, _drops, hi, lo, caplen, wirelen = struct.unpack(e + "HHIIII", body[:20])
@@ -167,7 +175,7 @@ class CaptureReader:
         if ifid >= len(ifaces) or len(data) < caplen:
             self.problem = f"{self.path}: packet {self.count} refers to a missing interface or is cut short"
             return None
-        linktype, tick = ifaces[ifid]
+        linktype, tick, _snap = ifaces[ifid]
         return Frame(((hi << 32) | lo) * tick, linktype, bytes(data), wire_len=wirelen)
 
     def _idb_resolution(self, opts: bytes, e: str) -> float:
