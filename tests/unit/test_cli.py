@@ -1,0 +1,95 @@
+"""The command line as a user meets it: exit codes, one-line errors, stdout = data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import PCAPS
+
+LAN = str(PCAPS / "discover-lan.pcap")
+
+
+def run(cmd, *args, stdin=None):
+    return subprocess.run([*cmd, *args], capture_output=True, text=stdin is None, input=stdin, timeout=60)
+
+
+def one_line_error(r, code, words):
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert words in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_pcap_json_is_the_documented_schema_on_stdout_only(v6diag_cmd):
+    r = run(v6diag_cmd, "--json", "discover", "--pcap", LAN)
+    assert r.returncode == 0 and r.stderr == ""
+    report = json.loads(r.stdout)
+    assert set(report) == {"interface", "source", "duration_s", "packets", "malformed_packets", "hosts", "findings"}
+    host = report["hosts"][0]
+    assert set(host) == {"mac", "vendor", "mac_locally_administered", "addresses", "link_local",
+                         "iid_kind", "seen_by", "is_router", "first_reply_s"}
+    assert report["source"] == "pcap" and len(report["hosts"]) == 33
+    lls = [h["link_local"] for h in report["hosts"]]
+    import ipaddress
+    assert lls == sorted(lls, key=lambda a: int(ipaddress.IPv6Address(a)))
+
+
+def test_json_after_the_command_and_stdin_input(v6diag_cmd):
+    data = (PCAPS / "discover-lan.pcapng").read_bytes()
+    r = run(v6diag_cmd, "discover", "--pcap", "-", "--json", stdin=data)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["interface"] == "lan0" and len(report["hosts"]) == 33
+
+
+def test_human_output_names_vendors_and_ssh_commands(v6diag_cmd):
+    r = run(v6diag_cmd, "discover", "--pcap", LAN, "--iface", "eth0", "--user", "pi")
+    assert r.returncode == 0, r.stderr
+    assert "Raspberry Pi Foundation" in r.stdout and "(random/local MAC)" in r.stdout
+    assert "ssh pi@fe80::ba27:ebff:fe40:1%eth0" in r.stdout
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (("discover",), 2, "give --iface"),
+    (("discover", "--pcap", LAN, "--watch"), 2, "--watch work on a live"),
+    (("discover", "--pcap", LAN, "--timeout", "0"), 2, "--timeout"),
+    (("discover", "--pcap", "/nonexistent.pcap"), 66, "cannot open capture"),
+    (("discover", "--pcap", "/etc/os-release"), 66, "not a pcap or pcapng"),
+    (("discover", "-i", "no-such-if0"), 2, "no such interface"),
+    (("discover", "-i", "lo"), 2, "loopback"),
+])
+def test_bad_input_is_one_line_with_its_exit_code(v6diag_cmd, args, code, words):
+    one_line_error(run(v6diag_cmd, *args), code, words)
+
+
+def test_unknown_option_is_a_usage_error(v6diag_cmd):
+    r = run(v6diag_cmd, "discover", "--frobnicate")
+    assert r.returncode == 2 and "No such option" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_truncated_capture_gives_partial_result_and_a_warning(v6diag_cmd, tmp_path):
+    cut = tmp_path / "cut.pcap"
+    data = (PCAPS / "discover-lan.pcap").read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    r = run(v6diag_cmd, "discover", "--pcap", str(cut), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert 0 < len(report["hosts"]) <= 33
+    assert any(f["code"] == "capture-truncated" for f in report["findings"])
+
+
+def test_capture_with_no_devices_exits_1_with_no_hosts(v6diag_cmd, tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes((PCAPS / "discover-lan.pcap").read_bytes()[:24])  # header only
+    r = run(v6diag_cmd, "discover", "--pcap", str(empty), "--json")
+    assert r.returncode == 1
+    assert [f["code"] for f in json.loads(r.stdout)["findings"]] == ["no-hosts"]
+
+
+def test_version_and_help(v6diag_cmd):
+    assert run(v6diag_cmd, "--version").stdout.startswith("v6diag ")
+    r = run(v6diag_cmd, "discover", "--help")
+    assert r.returncode == 0 and "--iface" in r.stdout
