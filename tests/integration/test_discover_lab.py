@@ -229,3 +229,14 @@ def test_watch_prints_a_device_that_boots_later_then_ctrl_c_exits_0(v6diag_cmd):
             out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "Traceback" not in err
+
+
+def test_ctrl_c_during_the_probe_window_exits_130_with_one_line(lan, v6diag_cmd):
+    proc = subprocess.Popen(["ip", "netns", "exec", lan.prober, *v6diag_cmd, "discover", "-i",
+                             lan.PROBER_IF, "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # past start-up, inside the (20 s) window
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert err.strip() == "interrupted" and out == ""

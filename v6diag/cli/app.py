@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=args, prog_name="v6diag", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted")
         rc = EXIT_INTERRUPTED
     except typer.Exit as e:
         rc = e.exit_code
@@ -96,4 +95,6 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"v6diag: internal error: {type(e).__name__}: {e} (rerun with -vv for a traceback)",
                   highlight=False, soft_wrap=True, markup=False)
         rc = EXIT_SOFTWARE
+    if rc == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent Exit(130)
+        err.print("interrupted")
     sys.exit(rc if isinstance(rc, int) else 0)
