@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from v6diag.errors import InputError
@@ -23,22 +24,54 @@ MAX_BLOCK = 16 * 1024 * 1024
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_BOM = 0x1A2B3C4D
+SHB_BYTES = b"\x0a\x0d\x0d\x0a"  # the same in both byte orders
+BOM_LE = b"\x4d\x3c\x2b\x1a"
+BOM_BE = b"\x1a\x2b\x3c\x4d"
+CHUNK = 4 * 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
+
+
+@dataclass
+class Batch:
+    """Consecutive packets of one capture, still inside the chunk they were read
+    in: `buf[offsets[i] : offsets[i] + lengths[i]]` is packet `first_index + i`.
+    Fast paths (checksum) work on these without making an object per packet."""
+
+    buf: bytes
+    offsets: list[int]
+    lengths: list[int]
+    wire_lens: list[int]
+    ts: list[float]
+    linktypes: list[int]
+    first_index: int
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def frames(self) -> Iterator[Frame]:
+        buf = self.buf
+        for off, n, wl, ts, lt in zip(self.offsets, self.lengths, self.wire_lens, self.ts, self.linktypes):
+            yield Frame(ts, lt, buf[off : off + n], wire_len=wl)
 
 
 class CaptureReader:
-    """Iterate Frames from a capture file (path or '-' for stdin).
+    """Read a capture file (path or '-' for stdin) as Frames or as Batches.
 
-    After iteration, `problem` holds a one-line description if the file ended
-    early or became unreadable (frames before that were still yielded)."""
+    Raises InputError when the input is not a capture at all. Damage later in
+    the file stops reading and sets `problem` to a one-line description; what
+    came before is still delivered."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, chunk_size: int = CHUNK):
         self.path = path
+        self.chunk_size = chunk_size
         self.problem: str | None = None
         self.interface_names: list[str] = []
         self.count = 0
 
     def __iter__(self) -> Iterator[Frame]:
+        for batch in self.batches():
+            yield from batch.frames()
+
+    def batches(self) -> Iterator[Batch]:
         if self.path == "-":
             yield from self._read(sys.stdin.buffer)
             return
@@ -49,134 +82,157 @@ class CaptureReader:
         with f:
             yield from self._read(f)
 
-    def _read(self, f: BinaryIO) -> Iterator[Frame]:
-        head = f.read(4)
-        if len(head) < 4:
+    def _more(self, f: BinaryIO, need: int) -> bytes:
+        # read1: return what a pipe has now (tcpdump -U -w - | v6diag ... -), don't wait for a chunk
+        return f.read1(max(self.chunk_size, need))
+
+    def _read(self, f: BinaryIO) -> Iterator[Batch]:
+        buf = self._more(f, 24)
+        while 0 < len(buf) < 24:
+            more = self._more(f, 24 - len(buf))
+            if not more:
+                break
+            buf += more
+        if len(buf) < 4:
             raise InputError(f"{self.path}: empty or not a capture file")
-        if struct.unpack(">I", head)[0] == PCAPNG_SHB:
-            yield from self._pcapng(f, head)
+        if buf[:4] == SHB_BYTES:
+            yield from self._pcapng(f, buf)
             return
-        for endian in "<>":
-            magic = struct.unpack(endian + "I", head)[0]
+        for e in "<>":
+            magic = struct.unpack_from(e + "I", buf)[0]
             if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-                yield from self._pcap(f, endian, magic == PCAP_MAGIC_NS)
+                if len(buf) < 24:
+                    raise InputError(f"{self.path}: pcap file header is cut short")
+                linktype = struct.unpack_from(e + "I", buf, 20)[0]
+                # LinkType is the low 16 bits; the upper ones carry FCS info (pcap spec)
+                yield from self._pcap(f, buf, e, magic == PCAP_MAGIC_NS, linktype & 0xFFFF)
                 return
         raise InputError(
-            f"{self.path}: not a pcap or pcapng file (magic {head.hex()})",
+            f"{self.path}: not a pcap or pcapng file (magic {buf[:4].hex()})",
             hint="write captures with `tcpdump -w FILE` or `v6diag ... --write FILE`",
         )
 
     def _truncated(self, what: str) -> None:
         self.problem = f"{self.path}: {what} after {self.count} packets (truncated capture?)"
 
+    def _batch(self, buf, offs, lens, wls, ts, lts) -> Batch:
+        b = Batch(buf, offs, lens, wls, ts, lts, self.count)
+        self.count += len(offs)
+        return b
+
     # -- classic pcap -------------------------------------------------------
-    def _pcap(self, f: BinaryIO, e: str, nanos: bool) -> Iterator[Frame]:
-        rest = f.read(20)
-        if len(rest) < 20:
-            raise InputError(f"{self.path}: pcap file header is cut short")
-        _vmaj, _vmin, _zone, _sig, _snap, linktype = struct.unpack(e + "HHiIII", rest)
-        # Link type is the low 16 bits; the upper bits carry FCS info (pcap spec,
-        # LinkType field; libpcap LT_LINKTYPE). The mask was 0x0FFFFFFF, which kept
-        # the P ("FCS length present", 0x04000000) bit, so such files came out as
-        # linktype 0x04000001 instead of 1 and no frame was decoded.
-        linktype &= 0x0000FFFF
+    def _pcap(self, f: BinaryIO, buf: bytes, e: str, nanos: bool, linktype: int) -> Iterator[Batch]:
         scale = 1e-9 if nanos else 1e-6
-        rec = struct.Struct(e + "IIII")
+        unpack = struct.Struct(e + "IIII").unpack_from
+        pos = 24
         while True:
-            hdr = f.read(16)
-            if not hdr:
+            offs, lens, wls, ts = [], [], [], []
+            n = len(buf)
+            need = 16
+            while pos + 16 <= n:
+                sec, frac, caplen, wirelen = unpack(buf, pos)
+                if caplen > MAX_RECORD:
+                    self.problem = (f"{self.path}: corrupt record {self.count + len(offs)} "
+                                    f"(length {caplen}); stopped reading there")
+                    if offs:
+                        yield self._batch(buf, offs, lens, wls, ts, [linktype] * len(offs))
+                    return
+                if pos + 16 + caplen > n:
+                    need = 16 + caplen
+                    break
+                offs.append(pos + 16)
+                lens.append(caplen)
+                wls.append(wirelen)
+                ts.append(sec + frac * scale)
+                pos += 16 + caplen
+            if offs:
+                yield self._batch(buf, offs, lens, wls, ts, [linktype] * len(offs))
+            more = self._more(f, need)
+            if not more:
+                if pos < n:
+                    self._truncated("record header cut short" if n - pos < 16 else "packet data cut short")
                 return
-            if len(hdr) < 16:
-                return self._truncated("record header cut short")
-            sec, frac, caplen, wirelen = rec.unpack(hdr)
-            if caplen > MAX_RECORD:
-                self.problem = (
-                    f"{self.path}: corrupt record {self.count} (length {caplen}); "
-                    "stopped reading there"
-                )
-                return
-            data = f.read(caplen)
-            if len(data) < caplen:
-                return self._truncated("packet data cut short")
-            self.count += 1
-            yield Frame(sec + frac * scale, linktype, data, wire_len=wirelen)
+            buf, pos = buf[pos:] + more, 0
 
     # -- pcapng -------------------------------------------------------------
-    def _pcapng(self, f: BinaryIO, head: bytes) -> Iterator[Frame]:
+    def _pcapng(self, f: BinaryIO, buf: bytes) -> Iterator[Batch]:
         e = "<"
         ifaces: list[tuple[int, float, int]] = []  # (linktype, seconds per tick, snaplen)
-        bhead: bytes | None = head
+        pos, first = 0, True
         while True:
-            if bhead is None:
-                bhead = f.read(4)
-                if not bhead:
-                    return
-            lenraw = f.read(4)
-            if len(bhead) < 4 or len(lenraw) < 4:
-                return self._truncated("block header cut short")
-            btype_be = struct.unpack(">I", bhead)[0]
-            btype = struct.unpack(e + "I", bhead)[0]
-            bhead = None
-            if btype_be == PCAPNG_SHB:
-                bom = f.read(4)
-                if len(bom) < 4:
-                    return self._truncated("section header cut short")
-                if struct.unpack("<I", bom)[0] == PCAPNG_BOM:
-                    e = "<"
-                elif struct.unpack(">I", bom)[0] == PCAPNG_BOM:
-                    e = ">"
+            offs, lens, wls, ts, lts = [], [], [], [], []
+            n = len(buf)
+            need = 12
+            stop = False
+            while pos + 12 <= n:
+                if buf[pos : pos + 4] == SHB_BYTES:
+                    bom = buf[pos + 8 : pos + 12]
+                    e = "<" if bom == BOM_LE else ">" if bom == BOM_BE else ""
+                    blen = struct.unpack_from((e or "<") + "I", buf, pos + 4)[0]
+                    if not e or blen < 28 or blen % 4 or blen > MAX_BLOCK:
+                        what = "bad byte-order magic" if not e else f"bad length {blen}"
+                        if first:
+                            raise InputError(f"{self.path}: pcapng section header with {what}")
+                        self.problem = f"{self.path}: pcapng section header with {what} after {self.count + len(offs)} packets"
+                        stop = True
+                        break
+                    if pos + blen > n:
+                        need = blen
+                        break
+                    first = False
+                    ifaces = []  # interface ids are per section
+                    pos += blen
+                    continue
+                btype, blen = struct.unpack_from(e + "II", buf, pos)
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    self.problem = f"{self.path}: corrupt pcapng block (length {blen}) after {self.count + len(offs)} packets"
+                    stop = True
+                    break
+                if pos + blen > n:
+                    need = blen
+                    break
+                body, end = pos + 8, pos + blen - 4
+                pos += blen
+                if btype == 1 and end - body >= 8:  # Interface Description Block
+                    linktype, _res, snap = struct.unpack_from(e + "HHI", buf, body)
+                    ifaces.append((linktype, self._idb_resolution(buf[body + 8 : end], e), snap))
+                    continue
+                if btype == 6 and end - body >= 20:  # Enhanced Packet Block
+                    ifid, hi, lo, caplen, wirelen = struct.unpack_from(e + "IIIII", buf, body)
+                    data = body + 20
+                elif btype == 3 and end - body >= 4 and ifaces:  # Simple Packet Block
+                    ifid, hi, lo = 0, 0, 0
+                    wirelen = struct.unpack_from(e + "I", buf, body)[0]
+                    # data is min(original length, IDB snaplen) (0 = no limit), then padding
+                    snap = ifaces[0][2]
+                    data = body + 4
+                    caplen = min(wirelen, snap, end - data) if snap else min(wirelen, end - data)
+                elif btype == 2 and end - body >= 20:  # obsolete Packet Block
+                    ifid, _drops, hi, lo, caplen, wirelen = struct.unpack_from(e + "HHIIII", buf, body)
+                    data = body + 20
                 else:
-                    raise InputError(f"{self.path}: pcapng section with bad byte-order magic")
-                blen = struct.unpack(e + "I", lenraw)[0]
-                if blen < 28 or blen % 4 or blen > MAX_BLOCK:
-                    raise InputError(f"{self.path}: pcapng section header has bad length {blen}")
-                body = f.read(blen - 12)
-                if len(body) < blen - 12:
-                    return self._truncated("section header cut short")
-                ifaces = []  # interface ids are per section
-                continue
-            blen = struct.unpack(e + "I", lenraw)[0]
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                self.problem = f"{self.path}: corrupt pcapng block (length {blen}) after {self.count} packets"
+                    continue  # statistics, name resolution, custom...: not packets
+                if ifid >= len(ifaces) or data + caplen > end:
+                    self.problem = (f"{self.path}: packet {self.count + len(offs)} refers to a "
+                                    "missing interface or is cut short")
+                    stop = True
+                    break
+                linktype, tick, _snap = ifaces[ifid]
+                offs.append(data)
+                lens.append(caplen)
+                wls.append(wirelen)
+                ts.append(((hi << 32) | lo) * tick)
+                lts.append(linktype)
+            if offs:
+                yield self._batch(buf, offs, lens, wls, ts, lts)
+            if stop:
                 return
-            body = f.read(blen - 8)
-            if len(body) < blen - 8:
-                return self._truncated("block cut short")
-            body = body[:-4]  # trailing copy of the block length
-            frame = self._pcapng_block(btype, body, e, ifaces)
-            if frame is not None:
-                self.count += 1
-                yield frame
-            elif self.problem:
+            more = self._more(f, need)
+            if not more:
+                if pos < n:
+                    self._truncated("block header cut short" if n - pos < 12 else "block cut short")
                 return
-
-    def _pcapng_block(self, btype, body, e, ifaces) -> Frame | None:
-        if btype == 1 and len(body) >= 8:  # Interface Description Block
-            linktype, _res, snap = struct.unpack(e + "HHI", body[:8])
-            ifaces.append((linktype, self._idb_resolution(body[8:], e), snap))
-            return None
-        if btype == 6 and len(body) >= 20:  # Enhanced Packet Block
-            ifid, hi, lo, caplen, wirelen = struct.unpack(e + "IIIII", body[:20])
-            data = body[20 : 20 + caplen]
-        elif btype == 3 and len(body) >= 4 and ifaces:  # Simple Packet Block
-            ifid, hi, lo = 0, 0, 0
-            wirelen = struct.unpack(e + "I", body[:4])[0]
-            # SPB data is min(original length, IDB snaplen) (0 = no limit), then
-            # padded to 32 bits; slicing by wirelen alone took the padding bytes
-            # as packet data whenever the snaplen cut a packet.
-            snap = ifaces[0][2]
-            data = body[4 : 4 + (min(wirelen, snap) if snap else wirelen)]
-            caplen = len(data)
-        elif btype == 2 and len(body) >= 20:  # obsolete Packet Block
-            ifid, _drops, hi, lo, caplen, wirelen = struct.unpack(e + "HHIIII", body[:20])
-            data = body[20 : 20 + caplen]
-        else:
-            return None  # statistics, name resolution, custom...: not packets
-        if ifid >= len(ifaces) or len(data) < caplen:
-            self.problem = f"{self.path}: packet {self.count} refers to a missing interface or is cut short"
-            return None
-        linktype, tick, _snap = ifaces[ifid]
-        return Frame(((hi << 32) | lo) * tick, linktype, bytes(data), wire_len=wirelen)
+            buf, pos = buf[pos:] + more, 0
 
     def _idb_resolution(self, opts: bytes, e: str) -> float:
         """Walk IDB options for if_name (2) and if_tsresol (9)."""
