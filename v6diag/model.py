@@ -39,6 +39,7 @@ class Frame:
     data: bytes
     outgoing: bool = False  # sent by this host (live capture only)
     wire_len: int = 0  # original length on the wire (0 = same as data)
+    csum_not_ready: bool | None = None  # live: the kernel's TP_STATUS_CSUMNOTREADY
 
 
 @dataclass(frozen=True)
@@ -100,4 +101,29 @@ class DiscoveryReport:
             "malformed_packets": self.malformed,
             "hosts": [h.to_json() for h in self.hosts],
             "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass
+class ChecksumReport:
+    source: str  # "pcap" | "live"
+    input: str  # file path, "-" or interface name
+    ports: list[int]
+    packets: int
+    vxlan_packets: int
+    counts: dict[str, int]  # every flagged kind and class, zeros included
+    flows: list[dict]  # busiest first
+    findings: list[Finding]
+    duration_s: float
+    flagged_examples: list[tuple[dict, str]]  # (flagged row, scapy dissection) of the first --detail packets
+    live: dict | None = None  # interface, offload features, InCsumErrors delta, kernel status
+
+    def to_json(self) -> dict:
+        """Everything except the flagged rows, which are streamed (render.json)."""
+        return {
+            "source": self.source, "input": self.input, "ports": self.ports,
+            "packets": self.packets, "vxlan_packets": self.vxlan_packets,
+            "counts": self.counts, "flows": self.flows,
+            "findings": [f.to_json() for f in self.findings],
+            "duration_s": round(self.duration_s, 3), "live": self.live,
         }

@@ -191,7 +191,31 @@ def findings(t: ChecksumTally, capture_problem: str | None = None) -> list[Findi
         out.append(Finding(Severity.INFO, "checksum-unverifiable",
                            f"{t.counts[UNVERIFIABLE]} VXLAN packets could not be verified",
                            evidence="; ".join(f"{n} {why}" for why, n in t.unverifiable_why.most_common(3)),
-                           fix="capture whole packets (`tcpdump -s 0`); fragments are checked after reassembly"))
+                           fix="capture whole packets (`tcpdump -s 0`); fragments cannot be checked one by one (no reassembly)"))
     if capture_problem:
         out.append(Finding(Severity.WARNING, "capture-truncated", capture_problem))
+    return out
+
+
+def offload_findings(t: ChecksumTally, live: dict, devices: list[dict]) -> list[Finding]:
+    """Live capture only: what the kernel itself says, and the device to fix."""
+    out: list[Finding] = []
+    errors = live.get("udp_in_csum_errors") or {}
+    dropped = sum(errors.values())
+    if dropped:
+        out.append(Finding(Severity.ERROR, "udp-incsumerrors",
+                           f"this host dropped {dropped} UDP datagrams for bad checksums during the capture",
+                           evidence=f"InCsumErrors +{errors.get('ipv4', 0)} (IPv4), +{errors.get('ipv6', 0)} (IPv6)",
+                           fix="find the sender with the flows above; a capture on the sending node shows "
+                               "whether it wrote them wrong (bad) or its NIC did not fill them in (partial)"))
+    partial = t.partial_total()
+    if t.vxlan_packets and partial * 2 > t.vxlan_packets:
+        names = [d["name"] for d in devices] or [live["interface"]]
+        out.append(Finding(Severity.WARNING, "offload-partial-dominates",
+                           f"{partial} of {t.vxlan_packets} VXLAN packets leave with checksums the NIC must "
+                           "complete; if receivers drop them (InCsumErrors there), turn the offload off "
+                           "on the VXLAN device",
+                           evidence=f"{live['interface']} tx-checksum-ip-generic="
+                                    f"{live.get('offload', {}).get('tx-checksum-ip-generic', 'unknown')}",
+                           fix="; ".join(f"ethtool -K {n} tx-checksum-ip-generic off" for n in names)))
     return out

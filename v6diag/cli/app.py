@@ -58,7 +58,7 @@ def stdout() -> Console:
 
 
 def _register() -> None:
-    from v6diag.cli import discover  # noqa: F401  (registers the command)
+    from v6diag.cli import checksum, discover  # noqa: F401  (register the commands)
 
 
 def main(argv: list[str] | None = None) -> None:

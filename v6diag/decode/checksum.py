@@ -264,3 +264,23 @@ def _outer_udp(d: bytes, outer: _IP, u: int, end: int, inner_partial, v: Verdict
     if ok:
         return
     v.flags.append(Flag("outer_udp_partial" if partial else "outer_udp_bad", fld, expected))
+
+
+def dissect(data: bytes, linktype: int) -> str:
+    """scapy's layer-by-layer view of a flagged packet, for people (never for verdicts)."""
+    from scapy.config import conf
+    from scapy.layers import inet, inet6, l2, vxlan  # noqa: F401  (register the dissectors)
+
+    cls = conf.l2types.get(linktype)
+    if cls is None:
+        return f"(link type {linktype}: {len(data)} bytes)"
+    try:
+        pkt = cls(data)
+        udp = pkt.getlayer(inet.UDP)
+        if udp is not None and isinstance(udp.payload, conf.raw_layer):  # a --port scapy doesn't bind
+            raw = bytes(udp.payload)
+            udp.remove_payload()
+            udp.add_payload(vxlan.VXLAN(raw))
+        return pkt.show(dump=True)
+    except Exception as e:  # a display aid only; the verdict stands without it
+        return f"(scapy could not dissect this packet: {e})"

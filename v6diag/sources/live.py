@@ -21,6 +21,25 @@ LINKTYPE_ETHERNET = 1
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
+PACKET_AUXDATA = 8
+TP_STATUS_CSUMNOTREADY = 0x8  # skb is CHECKSUM_PARTIAL: the checksum is not filled in yet
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+_AUX = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
+
+
+def _auxdata(ancdata, data: bytes) -> tuple[int | None, bytes]:
+    """(tp_status, frame with any stripped VLAN tag put back, as libpcap does)."""
+    for level, kind, value in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUX.size:
+            status, _len, _snap, _mac, _net, tci, tpid = _AUX.unpack_from(value)
+            if status & TP_STATUS_VLAN_VALID and len(data) >= 12:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+            return status, data
+    return None, data
+
+
 def _kernel_time(ancdata) -> float:
     for level, kind, value in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
@@ -33,7 +52,8 @@ class PacketSocket:
     """Send raw Ethernet frames and receive every IPv6 frame on `ifname`,
     including our own (flagged outgoing), until closed."""
 
-    def __init__(self, ifname: str, index: int, protocol: int = ETH_P_IPV6):
+    def __init__(self, ifname: str, index: int, protocol: int = ETH_P_IPV6, auxdata: bool = False,
+                 allmulti: bool = True):
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
         except PermissionError as e:
@@ -42,12 +62,15 @@ class PacketSocket:
             self.sock.bind((ifname, protocol))
             # Receive multicast we have not joined (MLD reports go to ff02::16, DAD NS
             # to solicited-node groups); the kernel drops this when the socket closes.
-            mreq = struct.pack("iHH8s", index, PACKET_MR_ALLMULTI, 0, b"")
-            self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            if allmulti:
+                mreq = struct.pack("iHH8s", index, PACKET_MR_ALLMULTI, 0, b"")
+                self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             # Arrival time stamped by the kernel: reply times stay exact even when
             # we are busy decoding (socket(7) SO_TIMESTAMPNS).
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if auxdata:  # per-packet checksum status and stripped VLAN tags (packet(7))
+                self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         except OSError as e:
             self.sock.close()
             if e.errno == errno.ENODEV:
@@ -72,7 +95,7 @@ class PacketSocket:
                 return
             self.sock.settimeout(wait)
             try:
-                data, anc, _flags, addr = self.sock.recvmsg(65535, 64)
+                data, anc, _flags, addr = self.sock.recvmsg(65535, 256)
             except socket.timeout:
                 yield None
                 continue
@@ -80,7 +103,9 @@ class PacketSocket:
                 if e.errno == errno.ENETDOWN:
                     raise UnavailableError(f"interface {self.ifname} went down") from e
                 raise
-            yield Frame(_kernel_time(anc), LINKTYPE_ETHERNET, data, outgoing=addr[2] == PACKET_OUTGOING)
+            status, data = _auxdata(anc, data)
+            yield Frame(_kernel_time(anc), LINKTYPE_ETHERNET, data, outgoing=addr[2] == PACKET_OUTGOING,
+                        csum_not_ready=None if status is None else bool(status & TP_STATUS_CSUMNOTREADY))
 
     def close(self) -> None:
         self.sock.close()
@@ -90,3 +115,35 @@ class PacketSocket:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def batches(sock: PacketSocket, deadline: float | None, max_packets: int = 4096, max_wait: float = 0.25):
+    """Group live frames into (Batch, kernel csum-not-ready flags) for the batch
+    verifiers; a batch closes at max_packets or after max_wait seconds."""
+    from v6diag.sources.pcap import Batch
+
+    index = 0
+    frames: list[Frame] = []
+    opened = time.monotonic()
+
+    def close():
+        nonlocal frames, index, opened
+        parts, offs, pos = [], [], 0
+        for f in frames:
+            offs.append(pos)
+            parts.append(f.data)
+            pos += len(f.data)
+        batch = Batch(b"".join(parts), offs, [len(f.data) for f in frames], [len(f.data) for f in frames],
+                      [f.ts for f in frames], [f.linktype for f in frames], index)
+        status = [bool(f.csum_not_ready) for f in frames]
+        index += len(frames)
+        frames, opened = [], time.monotonic()
+        return batch, status
+
+    for frame in sock.frames(deadline):
+        if frame is not None:
+            frames.append(frame)
+        if frames and (len(frames) >= max_packets or time.monotonic() - opened >= max_wait):
+            yield close()
+    if frames:
+        yield close()

@@ -36,6 +36,30 @@ def _iproute():
     return IPRoute()
 
 
+@dataclass(frozen=True)
+class Link:
+    name: str
+    index: int
+    up: bool
+    ifi_type: int
+    kind: str | None  # rtnetlink IFLA_INFO_KIND: "vxlan", "veth", "wireguard"... None for plain NICs
+
+
+ARPHRD_LOOPBACK = 772
+
+
+def link(name: str) -> Link:
+    """Any interface by name; UsageError naming it when there is none."""
+    with _iproute() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        if not idx:
+            raise UsageError(f"no such interface: {name}", hint="list interfaces with `ip -br link`")
+        msg = ipr.get_links(idx[0])[0]
+    info = msg.get_attr("IFLA_LINKINFO")
+    return Link(name, idx[0], bool(msg["flags"] & IFF_UP), msg["ifi_type"],
+                info.get_attr("IFLA_INFO_KIND") if info else None)
+
+
 def interface(name: str) -> Interface:
     """Look the interface up and check it can carry discovery; raise a clear
     UsageError/UnavailableError naming what is wrong and the command that fixes it."""

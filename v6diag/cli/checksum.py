@@ -1,0 +1,130 @@
+"""`v6diag checksum`: verify every checksum in VXLAN traffic and tell offload
+artefacts (partial) from real corruption (bad)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import List, Optional
+
+import typer
+
+from v6diag.cli.app import Options, app, stderr, stdout
+from v6diag.errors import EXIT_OK, EXIT_PROBLEMS, UnavailableError, UsageError
+from v6diag.model import ChecksumReport, Severity
+
+
+@app.command()
+def checksum(
+    ctx: typer.Context,
+    file: Optional[str] = typer.Argument(None, help="pcap/pcapng file to read, '-' for stdin."),
+    pcap: Optional[str] = typer.Option(None, "--pcap", help="Same as FILE."),
+    iface: Optional[str] = typer.Option(None, "--iface", "-i", help="Capture live on this interface (needs CAP_NET_RAW)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Live capture length in seconds (default: until Ctrl-C)."),
+    port: List[int] = typer.Option([], "--port", "-p", help="More VXLAN UDP ports (4789 and 8472 always)."),
+    detail: int = typer.Option(3, "--detail", help="Dissect the first N flagged packets (human output)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON on stdout (schema in README)."),
+) -> int:
+    """Verify IP/UDP/TCP/ICMP checksums inside VXLAN; classify failures as bad or partial."""
+    from v6diag.analyse.checksums import ChecksumTally
+    from v6diag.decode.checksum import DEFAULT_PORTS
+
+    opts: Options = ctx.obj
+    as_json = json_out or opts.json
+    if file and pcap:
+        raise UsageError("give the capture once: FILE or --pcap FILE")
+    source = file or pcap
+    if source and iface:
+        raise UsageError("read a capture (FILE) or capture live (--iface), not both")
+    if not source and not iface:
+        raise UsageError("give a capture FILE ('-' for stdin) or --iface IF to capture live")
+    if any(not 0 < p < 65536 for p in port):
+        raise UsageError("--port must be a UDP port number (1-65535)")
+    if duration is not None and not 0 < duration <= 86400:
+        raise UsageError("--duration must be between 0 and 86400 seconds")
+    ports = tuple(sorted(set(DEFAULT_PORTS) | set(port)))
+    tally = ChecksumTally(ports, keep=max(0, detail))
+    stream = None
+    if as_json:
+        from v6diag.render.json import FlaggedStream
+
+        stream = FlaggedStream(sys.stdout)
+        tally.on_flagged = stream.row
+    if source:
+        report = _from_capture(source, tally)
+    else:
+        report = _live(iface, duration, tally, opts.verbose)
+    if stream is not None:
+        stream.finish(report.to_json())
+    else:
+        from v6diag.render import human
+
+        human.checksum(report, stdout())
+    return EXIT_PROBLEMS if any(f.severity is Severity.ERROR for f in report.findings) else EXIT_OK
+
+
+def _report(tally, source, name, duration, problem=None, live=None, devices=()) -> ChecksumReport:
+    from v6diag.analyse.checksums import NOTES, findings, offload_findings
+    from v6diag.decode.checksum import KINDS, dissect
+
+    found = findings(tally, problem)
+    if live is not None:
+        found += offload_findings(tally, live, list(devices))
+    counts = {k: tally.counts.get(k, 0) for k in (*KINDS, *NOTES)}
+    flows = [{"outer_src": f.src, "outer_dst": f.dst, "dport": f.dport, "vni": f.vni,
+              "packets": c["packets"], "counts": {k: v for k, v in c.items() if k != "packets"}}
+             for f, c in tally.flow_rows()[:100]]
+    examples = [(row.to_json(), dissect(data, lt)) for row, data, lt in tally.kept]
+    return ChecksumReport(source, name, list(tally.ports), tally.packets, tally.vxlan_packets, counts,
+                          flows, found, duration, examples, live)
+
+
+def _from_capture(path: str, tally) -> ChecksumReport:
+    from v6diag.sources.pcap import CaptureReader
+
+    reader = CaptureReader(path)
+    first = last = None
+    for batch in reader.batches():
+        tally.add_batch(batch)
+        if batch.ts:
+            first = batch.ts[0] if first is None else first
+            last = batch.ts[-1]
+    duration = (last - first) if first is not None else 0.0
+    return _report(tally, "pcap", path, duration, reader.problem)
+
+
+def _live(iface: str, duration, tally, verbose: int) -> ChecksumReport:
+    from v6diag.sources import kernelstats, netlink
+    from v6diag.sources.live import ETH_P_ALL, PacketSocket, batches
+
+    err = stderr()
+    info = netlink.link(iface)
+    if not info.up:
+        raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
+    if info.ifi_type not in (netlink.ARPHRD_ETHER, netlink.ARPHRD_LOOPBACK):
+        raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
+                         "capture on the underlay interface the VXLAN packets leave by")
+    before = kernelstats.udp_in_csum_errors()
+    start = time.monotonic()
+    deadline = None if duration is None else start + duration
+    with PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False) as sock:
+        err.print(f"capturing on {iface}" + (f" for {duration:g} s" if duration else "; Ctrl-C to stop"))
+        try:
+            for batch, status in batches(sock, deadline):
+                tally.add_batch(batch, status)
+                if verbose:
+                    err.print(f"  {tally.packets} packets, {tally.vxlan_packets} VXLAN", end="\r")
+        except KeyboardInterrupt:
+            pass  # Ctrl-C ends a live capture; what was captured is reported (as tcpdump does)
+    elapsed = time.monotonic() - start
+    after = kernelstats.udp_in_csum_errors()
+    devices = kernelstats.vxlan_devices()
+    live = {
+        "interface": iface,
+        "kind": info.kind,
+        "offload": kernelstats.offload_features(iface),
+        "vxlan_devices": [{**d, "offload": kernelstats.offload_features(d["name"])} for d in devices],
+        "udp_in_csum_errors": {k: after[k] - before[k] for k in after},
+        "kernel_csum_not_ready": tally.kernel_not_ready,
+    }
+    return _report(tally, "live", iface, elapsed, live=live, devices=devices)
