@@ -18,6 +18,7 @@ from v6diag.model import Finding, Severity
 from v6diag.sources.pcap import Batch
 
 NOTES = (CLEAN, UNVERIFIABLE, OUTER_UDP_ZERO, OUTER_UDP6_ZERO)
+OUTER_FRAGMENT = "outer IP fragment"  # the reason both verifiers give
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,12 @@ def findings(t: ChecksumTally, capture_problem: str | None = None) -> list[Findi
                            f"{t.counts[UNVERIFIABLE]} VXLAN packets could not be verified",
                            evidence="; ".join(f"{n} {why}" for why, n in t.unverifiable_why.most_common(3)),
                            fix="capture whole packets (`tcpdump -s 0`); fragments cannot be checked one by one (no reassembly)"))
+    if t.unverifiable_why[OUTER_FRAGMENT]:
+        out.append(Finding(Severity.WARNING, "vxlan-outer-fragmented",
+                           f"{t.unverifiable_why[OUTER_FRAGMENT]} VXLAN packets were fragmented on the underlay: "
+                           "the VXLAN device's MTU is larger than the underlay allows",
+                           fix="give the VXLAN device the underlay MTU minus 50 (IPv4 underlay) or 70 (IPv6), "
+                               "e.g. `ip link set vxlan0 mtu 1450` on a 1500-byte underlay"))
     if capture_problem:
         out.append(Finding(Severity.WARNING, "capture-truncated", capture_problem))
     return out
@@ -215,7 +222,11 @@ def offload_findings(t: ChecksumTally, live: dict, devices: list[dict]) -> list[
                            f"{partial} of {t.vxlan_packets} VXLAN packets leave with checksums the NIC must "
                            "complete; if receivers drop them (InCsumErrors there), turn the offload off "
                            "on the VXLAN device",
-                           evidence=f"{live['interface']} tx-checksum-ip-generic="
-                                    f"{live.get('offload', {}).get('tx-checksum-ip-generic', 'unknown')}",
+                           evidence=f"{live['interface']} tx-checksum-ip-generic "
+                                    f"{_on_off(live.get('offload', {}).get('tx-checksum-ip-generic'))}",
                            fix="; ".join(f"ethtool -K {n} tx-checksum-ip-generic off" for n in names)))
     return out
+
+
+def _on_off(value: bool | None) -> str:
+    return "unknown" if value is None else "on" if value else "off"

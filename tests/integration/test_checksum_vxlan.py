@@ -1,0 +1,95 @@
+"""`v6diag checksum` on a real VXLAN tunnel between two network namespaces
+(tests/vxlan_lab.py): what TX checksum offload looks like from the sender, what
+it looks like with offload off, and what a really wrong checksum does to the
+receiver (its UDP InCsumErrors must agree)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import require_root, require_tools
+from tests.vxlan_lab import VxlanLab, run_live_checksum
+
+PARTIAL = ("outer_udp_partial", "inner_tcp_partial", "inner_udp_partial")
+
+
+def bad(counts: dict) -> int:
+    return sum(v for k, v in counts.items() if k.endswith("_bad"))
+
+
+@pytest.fixture(params=[(8472, 4), (4789, 6)], ids=["8472-ipv4-underlay", "4789-ipv6-underlay"])
+def lab(request):
+    """A fresh tunnel per test: offload settings and counters start clean."""
+    require_root()
+    require_tools("ip", "ethtool", "tcpdump", "ping")
+    with VxlanLab(*request.param) as lab:
+        yield lab
+
+
+def test_offload_on_shows_partial_confirmed_by_the_kernel_never_bad(lab):
+    report = run_live_checksum(lab, "a", lab.traffic)
+    counts = report["counts"]
+    partial = sum(counts[k] for k in PARTIAL)
+    assert partial > 0 and bad(counts) == 0, counts
+    assert report["vxlan_packets"] > 20
+    # PACKET_AUXDATA: the kernel says these skbs are CHECKSUM_PARTIAL
+    assert report["live"]["kernel_csum_not_ready"] == partial
+    assert all(row["kernel_csum_not_ready"] for row in report["flagged"])
+    codes = {f["code"] for f in report["findings"]}
+    assert "checksum-offload-pending" in codes and "checksum-bad" not in codes
+    assert "offload-partial-dominates" in codes
+    fix = next(f["fix"] for f in report["findings"] if f["code"] == "offload-partial-dominates")
+    assert fix == "ethtool -K vx0 tx-checksum-ip-generic off"
+    assert report["live"]["offload"]["tx-checksum-ip-generic"] is True
+
+
+def test_offload_off_is_clean(lab):
+    lab.set_offload("a", False)
+    lab.set_offload("b", False)
+    report = run_live_checksum(lab, "a", lab.traffic)
+    counts = report["counts"]
+    assert counts["clean"] == report["vxlan_packets"] > 20, counts
+    assert report["flagged"] == []
+    assert report["live"]["offload"]["tx-checksum-ip-generic"] is False
+
+
+def test_wrong_outer_checksum_is_bad_and_the_receiver_dropped_as_many(lab):
+    before = lab.in_csum_errors("b")
+    report = run_live_checksum(lab, "b", lambda: lab.inject_bad_outer_udp(7))
+    after = lab.in_csum_errors("b")
+    family = "ipv4" if lab.underlay == 4 else "ipv6"
+    assert report["counts"]["outer_udp_bad"] == 7
+    assert bad(report["counts"]) == 7
+    assert after[family] - before[family] == 7  # the kernel agrees: 7 dropped
+    assert report["live"]["udp_in_csum_errors"][family] == 7
+    codes = {f["code"] for f in report["findings"]}
+    assert {"checksum-bad", "udp-incsumerrors"} <= codes
+
+
+def test_tcpdump_capture_of_the_same_traffic_gets_the_same_verdicts(lab, tmp_path, v6diag_cmd):
+    """Capture with tcpdump on the receiver while 7 bad frames arrive among real
+    traffic; read the file back. With offload off on both ends there is nothing
+    partial, so tcpdump (which calls partial checksums bad too) must count the
+    same 7."""
+    path = tmp_path / "rx.pcap"
+    dump = subprocess.Popen(["ip", "netns", "exec", lab.b, "tcpdump", "-i", "u0", "-U", "-s", "0", "-w", str(path),
+                             "udp"], stderr=subprocess.PIPE, text=True)
+    assert "listening" in dump.stderr.readline()
+    lab.set_offload("a", False)
+    lab.set_offload("b", False)
+    lab.traffic(datagrams=5, tcp_bytes=5000)
+    lab.inject_bad_outer_udp(7)
+    time.sleep(0.5)
+    dump.terminate()
+    dump.wait(timeout=10)
+    r = subprocess.run([*v6diag_cmd, "checksum", str(path), "--json"], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr  # bad checksums found
+    import json
+    report = json.loads(r.stdout)
+    assert report["counts"]["outer_udp_bad"] == 7 and bad(report["counts"]) == 7
+    assert report["counts"]["clean"] > 10 and sum(report["counts"][k] for k in PARTIAL) == 0
+    verbose = subprocess.run(["tcpdump", "-r", str(path), "-nn", "-vv", "udp"], capture_output=True, text=True).stdout
+    assert verbose.count("bad udp cksum") == 7
