@@ -75,7 +75,7 @@ def test_tcpdump_capture_of_the_same_traffic_gets_the_same_verdicts(lab, tmp_pat
     partial, so tcpdump (which calls partial checksums bad too) must count the
     same 7."""
     path = tmp_path / "rx.pcap"
-    dump = subprocess.Popen(["ip", "netns", "exec", lab.b, "tcpdump", "-i", "u0", "-U", "-s", "0", "-w", str(path),
+    dump = subprocess.Popen(["ip", "netns", "exec", lab.b, "tcpdump", "-i", "u0", "--immediate-mode", "-U", "-s", "0", "-w", str(path),
                              "udp"], stderr=subprocess.PIPE, text=True)
     assert "listening" in dump.stderr.readline()
     lab.set_offload("a", False)

@@ -11,6 +11,7 @@ tests compare v6diag's passive reading of the capture against.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -82,8 +83,48 @@ def record_link_up() -> None:
         (PCAPS / "link-up-passive.truth.json").write_text(json.dumps(truth(lab, joined), indent=1) + "\n")
 
 
+def _tcpdump(ns: str, path: Path) -> subprocess.Popen:
+    path.unlink(missing_ok=True)
+    p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", "u0", "--immediate-mode", "-U", "-s", "0", "-w", str(path),
+                          "udp"], stderr=subprocess.PIPE, text=True)
+    assert "listening" in p.stderr.readline()
+    return p
+
+
+def record_vxlan() -> None:
+    """Real VXLAN (dstport 8472, udpcsum, IPv4 underlay) between two namespaces."""
+    from tests.vxlan_lab import VxlanLab
+
+    with VxlanLab(8472, 4) as lab:
+        cap = _tcpdump(lab.a, PCAPS / "vxlan-offload-on.pcap")  # the sender, offload on
+        lab.traffic(datagrams=6, tcp_bytes=8000)
+        stop(cap)
+        lab.set_offload("a", False)
+        lab.set_offload("b", False)
+        cap = _tcpdump(lab.a, PCAPS / "vxlan-offload-off.pcap")
+        lab.traffic(datagrams=6, tcp_bytes=8000)
+        stop(cap)
+        cap = _tcpdump(lab.b, PCAPS / "vxlan-bad-outer-udp.pcap")  # the receiver
+        before = lab.in_csum_errors("b")
+        lab.traffic(datagrams=3, tcp_bytes=2000)
+        lab.inject_bad_outer_udp(5)
+        stop(cap)
+        after = lab.in_csum_errors("b")
+        (PCAPS / "vxlan.truth.json").write_text(json.dumps({
+            "port": 8472, "underlay": 4, "injected_bad_outer_udp": 5,
+            "receiver_in_csum_errors": after["ipv4"] - before["ipv4"],
+        }, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    record_discover_lan()
-    record_link_up()
+    which = sys.argv[1:] or ["discover", "link-up", "vxlan"]
+    if "discover" in which:
+        record_discover_lan()
+    if "link-up" in which:
+        record_link_up()
+    if "vxlan" in which:
+        record_vxlan()
     for p in sorted(PCAPS.glob("*.pcap*")):
+        os.chown(p, 0, 0)  # tcpdump/dumpcap leave their own user and mode 600 behind
+        p.chmod(0o644)
         print(p.name, p.stat().st_size)
