@@ -70,7 +70,7 @@ class _Buf:
 def verify_batch(raw: bytes, offsets, lengths, linktypes, first_index: int, ports) -> tuple[Columns, list[int]]:
     """Returns (columns for the VXLAN packets handled here, positions in the batch
     of packets to verify one by one)."""
-    buf = _Buf(raw)
+    buf = _Buf(raw or b"\0")  # a batch of empty packets still needs one byte to index
     off = np.asarray(offsets, dtype=np.int64)
     cap_end = off + np.asarray(lengths, dtype=np.int64)
     lt = np.asarray(linktypes, dtype=np.int64)
