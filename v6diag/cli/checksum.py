@@ -43,7 +43,8 @@ def checksum(
     if duration is not None and not 0 < duration <= 86400:
         raise UsageError("--duration must be between 0 and 86400 seconds")
     ports = tuple(sorted(set(DEFAULT_PORTS) | set(port)))
-    tally = ChecksumTally(ports, keep=max(0, detail))
+    # JSON carries no dissections: keeping none spares importing scapy (~33 MB)
+    tally = ChecksumTally(ports, keep=0 if as_json else max(0, detail))
     stream = None
     if as_json:
         from v6diag.render.json import FlaggedStream

@@ -48,9 +48,13 @@ class _Buf:
     def __init__(self, raw: bytes):
         b = np.frombuffer(raw, dtype=np.uint8)
         self.b, self.last = b, len(b) - 1
-        # prefix sums of the bytes at even / odd positions (int64: no overflow)
-        self.ev = np.concatenate(([0], np.cumsum(b[0::2], dtype=np.int64)))
-        self.od = np.concatenate(([0], np.cumsum(b[1::2], dtype=np.int64)))
+        # prefix sums of the bytes at even / odd positions; int32 holds them for any
+        # chunk under 16 MiB (8 Mi bytes * 255 < 2**31) at half the memory of int64
+        assert len(b) < 16 << 20
+        self.ev = np.zeros(len(b) // 2 + 2, np.int32)
+        self.od = np.zeros(len(b) // 2 + 2, np.int32)
+        np.cumsum(b[0::2], dtype=np.int32, out=self.ev[1 : 1 + len(b[0::2])])
+        np.cumsum(b[1::2], dtype=np.int32, out=self.od[1 : 1 + len(b[1::2])])
 
     def u8(self, i: np.ndarray) -> np.ndarray:
         return self.b[np.clip(i, 0, self.last)].astype(np.int64)
@@ -62,8 +66,8 @@ class _Buf:
         """Unfolded RFC 1071 sum of bytes [a, e) for each row (odd tail zero-padded)."""
         a = np.clip(a, 0, self.last + 1)
         e = np.clip(np.maximum(e, a), 0, self.last + 1)
-        ev = self.ev[(e + 1) // 2] - self.ev[(a + 1) // 2]  # even positions in [a, e)
-        od = self.od[e // 2] - self.od[a // 2]  # odd positions in [a, e)
+        ev = self.ev[(e + 1) // 2].astype(np.int64) - self.ev[(a + 1) // 2]  # even positions in [a, e)
+        od = self.od[e // 2].astype(np.int64) - self.od[a // 2]  # odd positions in [a, e)
         return np.where(a % 2 == 0, 256 * ev + od, 256 * od + ev)
 
 

@@ -27,7 +27,7 @@ PCAPNG_SHB = 0x0A0D0D0A
 SHB_BYTES = b"\x0a\x0d\x0d\x0a"  # the same in both byte orders
 BOM_LE = b"\x4d\x3c\x2b\x1a"
 BOM_BE = b"\x1a\x2b\x3c\x4d"
-CHUNK = 4 * 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
+CHUNK = 2 * 1024 * 1024  # bytes read at a time: memory stays flat whatever the file size
 
 
 @dataclass
