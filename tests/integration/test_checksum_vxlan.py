@@ -93,3 +93,27 @@ def test_tcpdump_capture_of_the_same_traffic_gets_the_same_verdicts(lab, tmp_pat
     assert report["counts"]["clean"] > 10 and sum(report["counts"][k] for k in PARTIAL) == 0
     verbose = subprocess.run(["tcpdump", "-r", str(path), "-nn", "-vv", "udp"], capture_output=True, text=True).stdout
     assert verbose.count("bad udp cksum") == 7
+
+
+def test_live_capture_without_root_exits_77_naming_cap_net_raw(lab, v6diag_cmd):
+    require_tools("setpriv")
+    r = subprocess.run(["ip", "netns", "exec", lab.a, "setpriv", "--reuid=65534", "--regid=65534",
+                        "--clear-groups", "--inh-caps=-all", *v6diag_cmd, "checksum", "-i", "u0", "-d", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 77, r.stderr
+    assert "CAP_NET_RAW" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_ends_a_live_capture_with_its_report(lab, v6diag_cmd):
+    import json
+    import signal
+
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.a, *v6diag_cmd, "--json", "checksum", "-i", "u0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "capturing" in proc.stderr.readline()
+    lab.traffic(datagrams=3, tcp_bytes=1000)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["vxlan_packets"] > 0

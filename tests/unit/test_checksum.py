@@ -217,3 +217,14 @@ def test_no_vxlan_is_a_warning_naming_the_ports(v6diag_cmd):
     assert r.returncode == 0
     f = json.loads(r.stdout)["findings"]
     assert [x["code"] for x in f] == ["no-vxlan"] and "4789, 8472" in f[0]["message"]
+
+
+def test_cut_off_capture_reports_what_it_read_and_warns(tmp_path, v6diag_cmd):
+    data = (PCAPS / "vxlan-bad-outer-udp.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 100])
+    r = subprocess.run([*v6diag_cmd, "--json", "checksum", str(cut)], capture_output=True, text=True)
+    assert "Traceback" not in r.stderr
+    report = json.loads(r.stdout)
+    assert 0 < report["packets"] < 33
+    assert "capture-truncated" in {f["code"] for f in report["findings"]}
