@@ -78,7 +78,30 @@ def default_hosts(n: int = 32) -> list[HostSpec]:
     return hosts
 
 
-class LanLab:
+class NamespaceLab:
+    """Build on enter; tear down on exit, on a failed build and at interpreter exit.
+    Subclasses implement _build() and close()."""
+
+    def __enter__(self):
+        atexit.register(self.close)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class LanLab(NamespaceLab):
     """with LanLab(hosts) as lab: lab.prober is a namespace with interface `lan0`
     (MAC PROBER_MAC, link-local + 2001:db8:1::ffff) on the same bridge as the hosts."""
 
@@ -97,18 +120,6 @@ class LanLab:
         return f"{self.prefix}-{host.name}"
 
     # -- build ---------------------------------------------------------------
-    def __enter__(self) -> "LanLab":
-        atexit.register(self.close)
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def _add_ns(self, name: str) -> None:
         sh("ip", "netns", "add", name)
         self._created.append(name)

@@ -9,7 +9,6 @@ Every namespace is deleted on exit, on failure and at interpreter exit."""
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import json
 import os
@@ -18,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.lab import sh
+from tests.lab import NamespaceLab, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv/bin/python")
@@ -85,7 +84,7 @@ for f in frames:
 """
 
 
-class VxlanLab:
+class VxlanLab(NamespaceLab):
     VNI = 42
 
     def __init__(self, port: int = 8472, underlay: int = 4):
@@ -101,18 +100,6 @@ class VxlanLab:
 
     def ns(self, side: str) -> str:
         return self.a if side == "a" else self.b
-
-    def __enter__(self) -> "VxlanLab":
-        atexit.register(self.close)
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _build(self) -> None:
         for ns in (self.a, self.b):

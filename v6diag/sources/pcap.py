@@ -112,6 +112,17 @@ class CaptureReader:
             hint="write captures with `tcpdump -w FILE` or `v6diag ... --write FILE`",
         )
 
+    def _refill(self, f: BinaryIO, buf: bytes, pos: int, need: int, header: int, names) -> bytes | None:
+        """The unread tail of `buf` plus the next chunk; None at the end of input
+        (noting a truncated last record when the tail is not empty)."""
+        more = self._more(f, need)
+        if more:
+            return buf[pos:] + more
+        rest = len(buf) - pos
+        if rest:
+            self._truncated(f"{names[0] if rest < header else names[1]} cut short")
+        return None
+
     def _truncated(self, what: str) -> None:
         self.problem = f"{self.path}: {what} after {self.count} packets (truncated capture?)"
 
@@ -147,12 +158,10 @@ class CaptureReader:
                 pos += 16 + caplen
             if offs:
                 yield self._batch(buf, offs, lens, wls, ts, [linktype] * len(offs))
-            more = self._more(f, need)
-            if not more:
-                if pos < n:
-                    self._truncated("record header cut short" if n - pos < 16 else "packet data cut short")
+            buf = self._refill(f, buf, pos, need, 16, ("record header", "packet data"))
+            if buf is None:
                 return
-            buf, pos = buf[pos:] + more, 0
+            pos = 0
 
     # -- pcapng -------------------------------------------------------------
     def _pcapng(self, f: BinaryIO, buf: bytes) -> Iterator[Batch]:
@@ -227,12 +236,10 @@ class CaptureReader:
                 yield self._batch(buf, offs, lens, wls, ts, lts)
             if stop:
                 return
-            more = self._more(f, need)
-            if not more:
-                if pos < n:
-                    self._truncated("block header cut short" if n - pos < 12 else "block cut short")
+            buf = self._refill(f, buf, pos, need, 12, ("block header", "block"))
+            if buf is None:
                 return
-            buf, pos = buf[pos:] + more, 0
+            pos = 0
 
     def _idb_resolution(self, opts: bytes, e: str) -> float:
         """Walk IDB options for if_name (2) and if_tsresol (9)."""
