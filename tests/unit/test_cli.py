@@ -93,3 +93,12 @@ def test_version_and_help(v6diag_cmd):
     assert run(v6diag_cmd, "--version").stdout.startswith("v6diag ")
     r = run(v6diag_cmd, "discover", "--help")
     assert r.returncode == 0 and "--iface" in r.stdout
+
+
+def test_reader_closing_the_pipe_early_is_not_an_error(v6diag_cmd):
+    """`v6diag discover --pcap ... | head -1`"""
+    proc = subprocess.Popen([*v6diag_cmd, "discover", "--pcap", LAN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err

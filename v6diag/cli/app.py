@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -49,11 +50,18 @@ def stderr() -> Console:
     return Console(stderr=True)
 
 
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here; `v6diag ... | head` is not an error: main() maps this to 0
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise BrokenPipeError
+
+
 def stdout() -> Console:
     """Tables must not fold addresses when piped (rich assumes 80 columns then)."""
-    console = Console()
+    console = _Stdout()
     if not console.is_terminal:
-        console = Console(width=200)
+        console = _Stdout(width=200)
     return console
 
 
