@@ -96,9 +96,8 @@ def test_version_and_help(v6diag_cmd):
 
 
 def test_reader_closing_the_pipe_early_is_not_an_error(v6diag_cmd):
-    """`v6diag discover --pcap ... | head -1`"""
+    """`v6diag discover --pcap ... | head -0`: the reader is gone before the first write."""
     proc = subprocess.Popen([*v6diag_cmd, "discover", "--pcap", LAN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.readline()
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err
