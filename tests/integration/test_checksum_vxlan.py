@@ -117,3 +117,21 @@ def test_ctrl_c_ends_a_live_capture_with_its_report(lab, v6diag_cmd):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert json.loads(out)["vxlan_packets"] > 0
+
+
+def test_streaming_from_tcpdump_through_stdin(lab, v6diag_cmd):
+    """`tcpdump -U -w - | v6diag checksum -` on the receiver: the verdicts arrive
+    as tcpdump writes, and the report follows when it exits (-c 7)."""
+    import json
+
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", lab.b, "sh", "-c",
+         f"tcpdump -i u0 --immediate-mode -U -c 7 -w - 'udp dst port {lab.port} and src portrange 50000-50006' 2>/dev/null"
+         f" | {' '.join(v6diag_cmd)} --json checksum -"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # tcpdump listening
+    lab.inject_bad_outer_udp(7)
+    out, err = proc.communicate(timeout=60)
+    report = json.loads(out)
+    assert report["packets"] == 7 and report["counts"]["outer_udp_bad"] == 7, err
+    assert proc.returncode == 1  # bad checksums found
