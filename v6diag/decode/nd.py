@@ -114,7 +114,7 @@ def _decode_ipv6(ts: float, mac: str, outgoing: bool, ip6: IPv6, out: Decoded) -
             Sighting(ts, mac, address, technique, router, technique in ACTIVE)
         )
 
-    upper = _upper_layer(ip6)
+    upper = upper_layer(ip6)
     if isinstance(upper, Raw) and _last_nh(ip6) == 58:
         raise MalformedPacket("ICMPv6 message too short to decode")
 
@@ -124,7 +124,7 @@ def _decode_ipv6(ts: float, mac: str, outgoing: bool, ip6: IPv6, out: Decoded) -
         return  # our own probes prove nothing about other devices
 
     if isinstance(upper, _ND_TYPES):
-        _check_nd_options(_without_padding(upper), _ND_FIXED[type(upper)])
+        check_nd_options(without_padding(upper), ND_FIXED[type(upper)])
     if isinstance(upper, _ND_TYPES) and ip6.hlim != ND_HOP_LIMIT:
         # RFC 4861 7.1.1: receivers discard ND with hop limit != 255 (off-link or forged)
         out.invalid = f"{upper.name} from {mac} with hop limit {ip6.hlim}, not 255"
@@ -162,10 +162,10 @@ def _decode_ipv6(ts: float, mac: str, outgoing: bool, ip6: IPv6, out: Decoded) -
 
 _ND_TYPES = (ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_RS)
 # RFC 4861 4.1-4.4: octets before the options
-_ND_FIXED = {ICMPv6ND_RS: 8, ICMPv6ND_RA: 16, ICMPv6ND_NS: 24, ICMPv6ND_NA: 24}
+ND_FIXED = {ICMPv6ND_RS: 8, ICMPv6ND_RA: 16, ICMPv6ND_NS: 24, ICMPv6ND_NA: 24}
 
 
-def _without_padding(layer) -> bytes:
+def without_padding(layer) -> bytes:
     """The layer's own bytes: Ethernet pads short frames, IPv6 plen says where
     the packet ends and scapy hangs the rest on as Padding."""
     raw = bytes(layer)
@@ -173,7 +173,7 @@ def _without_padding(layer) -> bytes:
     return raw[: len(raw) - len(pad.load)] if pad is not None else raw
 
 
-def _check_nd_options(raw: bytes, fixed: int) -> None:
+def check_nd_options(raw: bytes, fixed: int) -> None:
     """RFC 4861 4.6 / 6.1: a node must discard ND packets that are too short or
     carry an option of length zero; an option may not run past the packet."""
     if len(raw) < fixed:
@@ -192,7 +192,7 @@ def _check_nd_options(raw: bytes, fixed: int) -> None:
 _EXT_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
 
 
-def _upper_layer(ip6: IPv6):
+def upper_layer(ip6: IPv6):
     """The first header after the IPv6 extension headers (RFC 8200 4.1 order)."""
     layer = ip6.payload
     while isinstance(layer, _EXT_HEADERS):
