@@ -91,10 +91,10 @@ def details(msg) -> dict:
     d.update(ia_na=[], ia_pd=[], status=None, rapid_commit=False, oro=[], dns=[])
     opt = msg.payload
     while isinstance(opt, DHCP6) or (opt is not None and hasattr(opt, "optcode")):
-        if isinstance(opt, DHCP6OptClientId):
-            d["client_duid"] = _duid(opt)
-        elif isinstance(opt, DHCP6OptServerId):
+        if isinstance(opt, DHCP6OptServerId):  # first: scapy derives it from DHCP6OptClientId
             d["server_duid"] = _duid(opt)
+        elif isinstance(opt, DHCP6OptClientId):
+            d["client_duid"] = _duid(opt)
         elif isinstance(opt, DHCP6OptIA_NA):
             d["ia_na"].append({"iaid": opt.iaid, "t1": opt.T1, "t2": opt.T2, "status": _sub_status(opt.ianaopts),
                                "addresses": [{"address": str(a.addr), "preferred": a.preflft, "valid": a.validlft,

@@ -1,0 +1,146 @@
+"""What went wrong in the exchanges `TraceAnalysis` rebuilt, with the fix."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from v6diag.analyse.exchanges import NO_REPLY_GRACE, TraceAnalysis
+from v6diag.model import Finding, Severity
+
+MIN_MTU = 1280  # RFC 8200 5
+
+
+def findings(t: TraceAnalysis, link_mtu: int | None = None) -> list[Finding]:
+    out: list[Finding] = []
+    out += _ra(t, link_mtu)
+    out += _pd(t)
+    out += _dhcp(t)
+    out += _nd(t)
+    if t.malformed:
+        out.append(Finding(Severity.WARNING, "malformed-packets",
+                           f"{t.malformed} ND/DHCPv6 packets could not be decoded and were ignored",
+                           evidence="; ".join(t.malformed_examples)))
+    return out
+
+
+def _ra(t: TraceAnalysis, link_mtu: int | None) -> list[Finding]:
+    out = []
+    for r in t.routers.values():
+        if r.get("router_lifetime") == 0:
+            out.append(Finding(Severity.WARNING, "ra-lifetime-zero",
+                               f"router {r['address']} advertises lifetime 0: hosts will not use it as a "
+                               "default router (RFC 4861 4.2)",
+                               evidence=f"{r['advertisements']} RAs from {r['mac']}",
+                               fix="radvd: `AdvDefaultLifetime 1800;` (or remove `AdvDefaultLifetime 0`); "
+                                   "on a router that should be default, give it IPv6 forwarding and a route out"))
+        mtu = r.get("mtu")
+        if mtu is not None and (mtu < MIN_MTU or (link_mtu and mtu > link_mtu)):
+            why = f"below the IPv6 minimum {MIN_MTU}" if mtu < MIN_MTU else f"above the link MTU {link_mtu}"
+            out.append(Finding(Severity.ERROR, "ra-mtu-invalid",
+                               f"router {r['address']} advertises MTU {mtu}, {why}: hosts ignore it "
+                               "(RFC 4861 6.3.4)", fix="radvd: `AdvLinkMTU <link MTU>;`"))
+    for m, problem in t.problems:
+        if m.proto == "nd":
+            out.append(Finding(Severity.ERROR, "nd-hop-limit",
+                               f"{m.type.upper()} from {m.src} has {problem}",
+                               evidence=f"packet {m.index}",
+                               fix="ND must be sent with hop limit 255 (RFC 4861 7.1); it was forwarded "
+                                   "by a router or forged"))
+    return out
+
+
+def _pd(t: TraceAnalysis) -> list[Finding]:
+    out = []
+    o_only = [r for r in t.routers.values() if r.get("o_flag") and not r.get("m_flag")]
+    for duid, c in t._clients.items():
+        if "information-request" in c["kinds"] and not c["pd_requested"] and "solicit" not in c["kinds"] and o_only:
+            r = o_only[0]
+            out.append(Finding(
+                Severity.ERROR, "ra-o-flag-only-no-pd",
+                f"client {c['address']} followed the RA's O flag: it sent Information-request and never "
+                "Solicit, so it never asked for a delegated prefix (IA_PD)",
+                evidence=f"RA from {r['address']} M=0 O=1; client DUID {duid[:28]} sent "
+                         f"{', '.join(sorted(c['kinds']))}",
+                fix="on the router set the M flag (radvd: `AdvManagedFlag on;`), or make the client solicit "
+                    "whatever the RA says: systemd-networkd `[IPv6AcceptRA] DHCPv6Client=always`; "
+                    "dhcpcd: `ia_pd 1 <lan-interface>` in dhcpcd.conf"))
+    for ex in t._dhcp.values():
+        if not ex["ia_pd_requested"] or ex["kind"] not in ("solicit", "request", "renew", "rebind"):
+            continue
+        if ex["answered"] and not ex["prefixes"]:
+            st = ", ".join(s["name"] for s in ex["status"]) or "no IA_PD prefix in the answer"
+            out.append(Finding(Severity.ERROR, "pd-not-offered",
+                               f"client {ex['client']} asked for a prefix (IA_PD) and the server gave none",
+                               evidence=f"{ex['kind']} xid {ex['xid']:#x}: {st}",
+                               fix="give the server a prefix-delegation pool for this link "
+                                   "(kea: `pd-pools` in the subnet6), or check the pool is not exhausted"))
+    for p in t.delegated_prefixes():
+        ex = next(e for e in t._dhcp.values() if any(x["prefix"] == p for x in e["prefixes"]))
+        out.append(Finding(Severity.INFO, "pd-delegated", f"{p} delegated to {ex['client']}",
+                           evidence=f"{ex['kind']} xid {ex['xid']:#x}, server {ex.get('server')}"))
+    return out
+
+
+def _dhcp(t: TraceAnalysis) -> list[Finding]:
+    out, seen = [], set()
+    for ex in t._dhcp.values():
+        waited = t.last_ts - ex["_last"]
+        if not ex["answered"] and (ex["requests"] >= 2 or waited >= NO_REPLY_GRACE) and ex["kind"] != "release":
+            out.append(Finding(Severity.ERROR, "dhcpv6-no-reply",
+                               f"no DHCPv6 server answered {ex['client']}'s {ex['kind']} "
+                               f"({ex['requests']} sent)",
+                               evidence=f"xid {ex['xid']:#x}",
+                               fix="start a DHCPv6 server on this link (or a relay to one); check that "
+                                   "UDP 547 is not filtered on the server"))
+        for st in ex["status"]:
+            code = f"dhcpv6-status-{st['name'].lower()}"
+            if (code, ex["client"]) in seen:
+                continue
+            seen.add((code, ex["client"]))
+            out.append(Finding(Severity.WARNING, code,
+                               f"server answered {ex['client']}'s {ex['kind']} with status {st['name']}",
+                               evidence=f"{st['in']} ({st['where']}): {st['message']!r}"))
+    return out
+
+
+def _nd(t: TraceAnalysis) -> list[Finding]:
+    out = []
+    for ex in t.exchanges:
+        if ex["type"] == "dad" and ex["duplicate"]:
+            out.append(Finding(Severity.ERROR, "dad-duplicate",
+                               f"{ex['target']} is already in use on this link: DAD failed for {', '.join(ex['by'])}",
+                               evidence=f"defended by {ex['duplicate_by']}",
+                               fix="give one of the devices another address (or interface ID)"))
+        if ex["type"] == "ns" and not ex["answered"] and ex["requests"] >= 2:
+            out.append(_ns_unanswered(t, ex))
+        if ex["type"] == "rs" and not ex["answered"] and ex["requests"] >= 2 and not t.routers:
+            out.append(Finding(Severity.WARNING, "no-router",
+                               f"{ex['client']} solicited routers {ex['requests']} times and none answered",
+                               fix="start a router advertisement daemon (radvd) on the router's interface, "
+                                   "with IPv6 forwarding on"))
+    return out
+
+
+def _ns_unanswered(t: TraceAnalysis, ex: dict) -> Finding:
+    target = ipaddress.IPv6Address(ex["target"])
+    owned = [n for n in t.owned + _ra_prefixes(t) if target in n]
+    dev = t.interface or "<external-interface>"
+    if owned:
+        fix = (f"{target} lies in {owned[0]}, on-link here, but nobody answers for it. If it lives behind a "
+               f"router on this link (a tunnel client), that router must answer for it: "
+               f"`sysctl -w net.ipv6.conf.{dev}.proxy_ndp=1`, `ip -6 neigh add proxy {target} dev {dev}`, "
+               "and forward to it: `sysctl -w net.ipv6.conf.all.forwarding=1`")
+    else:
+        fix = f"{target} does not answer: check that it is up and has this address (`ip -6 addr`)"
+    return Finding(Severity.ERROR, "ns-unanswered",
+                   f"{ex['requests']} Neighbor Solicitations for {target} got no answer",
+                   evidence=f"asked by {', '.join(ex['solicited_by'])}", fix=fix)
+
+
+def _ra_prefixes(t: TraceAnalysis) -> list:
+    nets = []
+    for r in t.routers.values():
+        for p in r.get("prefixes", []):
+            if p["on_link"]:
+                nets.append(ipaddress.IPv6Network(p["prefix"], strict=False))
+    return nets
