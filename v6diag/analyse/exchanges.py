@@ -29,8 +29,9 @@ class _Pending:
 
 
 class TraceAnalysis:
-    def __init__(self, interface: str | None = None, owned_prefixes: list[str] = ()):
+    def __init__(self, interface: str | None = None, owned_prefixes: list[str] = (), own_mac: str | None = None):
         self.interface = interface
+        self.own_mac = own_mac  # live: NS we sent ourselves
         self.owned = [ipaddress.IPv6Network(p, strict=False) for p in owned_prefixes]
         self.packets = 0
         self.malformed = 0
@@ -179,7 +180,8 @@ class TraceAnalysis:
         for target, p in self._ns.items():
             self.exchanges.append({"type": "ns", "target": target, "time": round(p.first, 6), "requests": p.count,
                                    "answered": False, "latency_ms": None, "answered_by": None, "router": None,
-                                   "solicited_by": sorted(p.sources)})
+                                   "solicited_by": sorted(p.sources),
+                                   "asked_by_us": self.own_mac is not None and self.own_mac in p.macs})
         self._ns.clear()
         for client, p in self._rs.items():
             self.exchanges.append({"type": "rs", "client": client, "time": round(p.first, 6), "requests": p.count,

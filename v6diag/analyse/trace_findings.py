@@ -124,10 +124,13 @@ def _nd(t: TraceAnalysis) -> list[Finding]:
 def _ns_unanswered(t: TraceAnalysis, ex: dict) -> Finding:
     target = ipaddress.IPv6Address(ex["target"])
     owned = [n for n in t.owned + _ra_prefixes(t) if target in n]
-    dev = t.interface or "<external-interface>"
+    # Another host asked on our link: we are the router that must answer (tunnel server).
+    # We asked ourselves: the proxy belongs on the router in front of the target.
+    dev = "<its-interface-on-this-link>" if ex.get("asked_by_us") else (t.interface or "<external-interface>")
+    where = "on the router that leads to it" if ex.get("asked_by_us") else "on this host, if it routes to it"
     if owned:
         fix = (f"{target} lies in {owned[0]}, on-link here, but nobody answers for it. If it lives behind a "
-               f"router on this link (a tunnel client), that router must answer for it: "
+               f"router on this link (a tunnel client), that router must answer for it ({where}): "
                f"`sysctl -w net.ipv6.conf.{dev}.proxy_ndp=1`, `ip -6 neigh add proxy {target} dev {dev}`, "
                "and forward to it: `sysctl -w net.ipv6.conf.all.forwarding=1`")
     else:

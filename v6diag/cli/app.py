@@ -47,7 +47,7 @@ def _global(
 
 
 def stderr() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
 
 
 class _Stdout(Console):
@@ -59,14 +59,15 @@ class _Stdout(Console):
 
 def stdout() -> Console:
     """Tables must not fold addresses when piped (rich assumes 80 columns then)."""
-    console = _Stdout()
+    # emoji off: "2001:db8:d00:100::/56" must not become "2001:db8:d00💯:/56"
+    console = _Stdout(emoji=False)
     if not console.is_terminal:
-        console = _Stdout(width=200)
+        console = _Stdout(width=200, emoji=False)
     return console
 
 
 def _register() -> None:
-    from v6diag.cli import checksum, discover  # noqa: F401  (register the commands)
+    from v6diag.cli import checksum, discover, trace  # noqa: F401  (register the commands)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -124,3 +124,9 @@ def neighbour_sightings(index: int, now: float) -> list[Sighting]:
         out.append(Sighting(now, mac.lower(), ip.compressed, "neigh-table",
                             bool(n["flags"] & NTF_ROUTER), active=False))
     return out
+
+
+def mtu(name: str) -> int | None:
+    with _iproute() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        return ipr.get_links(idx[0])[0].get_attr("IFLA_MTU") if idx else None
