@@ -102,7 +102,7 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
     from v6diag.analyse.exchanges import TraceAnalysis
     from v6diag.model import Frame
     from v6diag.sources import netlink, pcap as pcapio, probe, trace_probe
-    from v6diag.sources.live import LINKTYPE_ETHERNET, PacketSocket
+    from v6diag.sources.live import ETH_P_ALL, LINKTYPE_ETHERNET, PacketSocket
 
     err = stderr()
     info = netlink.interface(iface)
@@ -112,7 +112,9 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
     writer = pcapio.CaptureWriter(write) if write else None
     port = None
     start = time.monotonic()
-    with PacketSocket(iface, info.index) as sock:
+    # ETH_P_ALL: frames this host sends (a router's own RAs and DHCPv6 replies) reach
+    # only ETH_P_ALL packet sockets (net/core/dev.c dev_queue_xmit_nit)
+    with PacketSocket(iface, info.index, protocol=ETH_P_ALL) as sock:
 
         def send(frame: bytes) -> None:
             sock.send(frame)
@@ -130,6 +132,7 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
             send(probe.neighbor_solicitation(info.mac, info.link_local, target))
         deadline = start + duration
         next_ns, tries = start + 1.0, 1
+        err.print(f"listening on {iface} for {duration:g} s", highlight=False)  # scripts wait for this
         try:
             with err.status(f"listening on {iface}") as status:
                 for frame in sock.frames(deadline):

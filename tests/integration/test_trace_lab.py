@@ -1,0 +1,137 @@
+"""`v6diag trace` against real daemons in network namespaces (tests/trace_lab.py):
+radvd + kea-dhcp6-server with a PD pool and a dhcpcd client, in the broken and
+the fixed configuration; and the tunnel-server topology with and without proxy
+NDP and forwarding. Live runs and captures must give the same verdicts."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.conftest import require_root, require_tools
+from tests.trace_lab import V6DIAG, RouterLab, TunnelLab, capture, trace_json
+
+
+def codes(report: dict) -> set[str]:
+    return {f["code"] for f in report["findings"]}
+
+
+@pytest.fixture
+def router_tools():
+    require_root()
+    require_tools("radvd", "kea-dhcp6", "dhcpcd", "tcpdump")
+
+
+def test_o_flag_only_ra_and_a_client_without_ia_pd_is_diagnosed_live_and_from_capture(router_tools, tmp_path):
+    with RouterLab() as lab:
+        lab.start(managed=False)
+        result = {}
+        live = threading.Thread(target=lambda: result.update(
+            zip(("rc", "report"), trace_json("-i", "r0", "-d", "7", ns=lab.r))))
+        live.start()
+        time.sleep(1.0)
+        capture(lab.r, "r0", tmp_path / "o.pcap", lambda: lab.dhcpcd(ia_pd=False, seconds=5))
+        live.join()
+        for rc, report in ((result["rc"], result["report"]), trace_json("--pcap", str(tmp_path / "o.pcap"))):
+            assert rc == 1
+            assert "ra-o-flag-only-no-pd" in codes(report)
+            assert report["delegated_prefixes"] == []
+            router = report["routers"][0]
+            assert router["o_flag"] and not router["m_flag"]
+            kinds = {e["kind"] for e in report["exchanges"] if e["type"] == "dhcpv6"}
+            assert kinds == {"information-request"}
+            fix = next(f["fix"] for f in report["findings"] if f["code"] == "ra-o-flag-only-no-pd")
+            assert "AdvManagedFlag on" in fix and "DHCPv6Client=always" in fix and "ia_pd" in fix
+
+
+def test_client_asking_for_a_prefix_gets_it_delegated(router_tools, tmp_path):
+    with RouterLab() as lab:
+        lab.start(managed=False)
+        capture(lab.r, "r0", tmp_path / "pd.pcap", lambda: lab.dhcpcd(ia_pd=True))
+        rc, report = trace_json("--pcap", str(tmp_path / "pd.pcap"))
+    assert rc == 0
+    assert report["delegated_prefixes"] == ["2001:db8:d00::/56"]
+    assert "pd-delegated" in codes(report) and "ra-o-flag-only-no-pd" not in codes(report)
+    kinds = [e["kind"] for e in report["exchanges"] if e["type"] == "dhcpv6"]
+    assert kinds[:2] == ["solicit", "request"]
+
+
+def test_managed_ra_gives_an_address_by_dhcpv6(router_tools, tmp_path):
+    with RouterLab() as lab:
+        lab.start(managed=True)
+        capture(lab.r, "r0", tmp_path / "m.pcap", lambda: lab.dhcpcd(ia_pd=False))
+        rc, report = trace_json("--pcap", str(tmp_path / "m.pcap"))
+    assert rc == 0 and not codes(report) - {"pd-delegated"}
+    addresses = {a for e in report["exchanges"] if e["type"] == "dhcpv6" for a in e["addresses"]}
+    assert addresses and all(a.startswith("2001:db8:1::1") for a in addresses)
+
+
+def test_dhcpv6_probe_is_offered_a_prefix_and_takes_no_lease(router_tools):
+    with RouterLab() as lab:
+        lab.start(managed=True)
+        rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", "--solicit-router", ns=lab.c)
+    sol = next(e for e in report["exchanges"] if e["type"] == "dhcpv6")
+    assert sol["kind"] == "solicit" and sol["answered"] and sol["replies"] == ["advertise"]
+    assert sol["ia_pd_requested"] and sol["prefixes"][0]["prefix"].endswith("/56")
+    assert report["delegated_prefixes"] == []  # an Advertise is an offer, not a lease
+    rs = next(e for e in report["exchanges"] if e["type"] == "rs")
+    assert rs["answered"]
+
+
+def test_no_pd_pool_is_pd_not_offered(router_tools, tmp_path):
+    with RouterLab() as lab:
+        lab.start(managed=True, pd_pool=False)
+        rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", ns=lab.c)
+    assert rc == 1 and "pd-not-offered" in codes(report)
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["no-proxy-no-forwarding", "proxy-and-forwarding"])
+def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed):
+    require_root()
+    require_tools("ping")
+    with TunnelLab(proxy=fixed, forwarding=fixed) as lab:
+        # 1. actively, from the upstream router: does anyone answer for the client?
+        rc, probe = trace_json("-i", "e0", "-d", "3.5", "--ns", lab.CLIENT, ns=lab.up)
+        # 2. passively, on the server, while the upstream tries to reach the client
+        result = {}
+        live = threading.Thread(target=lambda: result.update(
+            zip(("rc", "report"), trace_json("-i", "e0", "-d", "5", ns=lab.srv))))
+        live.start()
+        time.sleep(1.0)
+        reached = lab.ping_client_from_upstream()
+        live.join()
+    assert reached == fixed
+    ns_up = next(e for e in probe["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
+    ns_srv = next(e for e in result["report"]["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
+    assert ns_up["answered"] == ns_srv["answered"] == fixed
+    if fixed:
+        assert rc == 0 and "ns-unanswered" not in codes(probe)
+    else:
+        assert rc == 1 and result["rc"] == 1
+        fix = next(f["fix"] for f in result["report"]["findings"] if f["code"] == "ns-unanswered")
+        # on the server the fix names its own external interface
+        assert f"ip -6 neigh add proxy {lab.CLIENT} dev e0" in fix and "proxy_ndp=1" in fix
+        assert "forwarding=1" in fix
+
+
+def test_trace_without_root_and_ctrl_c(router_tools):
+    import json
+    import signal
+
+    with RouterLab() as lab:
+        r = subprocess.run(["ip", "netns", "exec", lab.r, "setpriv", "--reuid=65534", "--regid=65534",
+                            "--clear-groups", "--inh-caps=-all", V6DIAG, "trace", "-i", "r0"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 77 and "CAP_NET_RAW" in r.stderr and "Traceback" not in r.stderr
+        lab.start(managed=True)
+        p = subprocess.Popen(["ip", "netns", "exec", lab.c, V6DIAG, "--json", "trace", "-i", "c0", "-d", "60",
+                              "--solicit-router"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "listening on c0" in p.stderr.readline()
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode in (0, 1) and "Traceback" not in err
+        assert json.loads(out)["routers"]  # radvd answered the RS before Ctrl-C

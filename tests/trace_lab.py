@@ -1,0 +1,173 @@
+"""Labs for `trace`, built from network namespaces and real daemons.
+
+RouterLab: a router namespace (radvd + kea-dhcp6-server with a prefix-delegation
+pool) and a client namespace (dhcpcd) on one veth link.
+TunnelLab: the tunnel-broker topology of ../shared/seeds/tunnel-server-ndp-proxy:
+upstream router -- server (external e0) -- veth "tunnel" -- client, the client's
+address taken from the upstream /64, so the server must proxy NDP and forward."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab import NamespaceLab, sh
+
+ROOT = Path(__file__).resolve().parents[1]
+V6DIAG = str(ROOT / ".venv/bin/v6diag")
+_n = [0]
+
+
+def _name(tag: str) -> str:
+    _n[0] += 1
+    return f"v6dt{os.getpid() % 100000}{_n[0]}{tag}"
+
+
+class RouterLab(NamespaceLab):
+    PREFIX = "2001:db8:1::"
+    PD_POOL = "2001:db8:d00::"
+
+    def __init__(self):
+        self.r, self.c = _name("r"), _name("c")
+        self.tmp = Path(tempfile.mkdtemp(prefix="v6diag-trace-"))
+        self.procs: list[subprocess.Popen] = []
+        self._made: list[str] = []
+
+    def _build(self) -> None:
+        for ns in (self.r, self.c):
+            sh("ip", "netns", "add", ns)
+            self._made.append(ns)
+        sh("ip", "-n", self.r, "link", "add", "r0", "type", "veth", "peer", "name", "c0", "netns", self.c)
+        sh("ip", "netns", "exec", self.r, "sh", "-ec", f"""
+            sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.accept_dad=0
+            sysctl -qw net.ipv6.conf.r0.accept_dad=0
+            ip link set lo up; ip link set r0 up; ip addr add {self.PREFIX}1/64 dev r0""")
+        sh("ip", "netns", "exec", self.c, "sh", "-ec", "ip link set lo up; ip link set c0 up")
+        deadline = time.monotonic() + 10  # the client's link-local must finish DAD
+        while time.monotonic() < deadline and sh("ip", "-n", self.c, "-6", "addr", "show", "dev", "c0",
+                                                  "tentative").stdout.strip():
+            time.sleep(0.1)
+
+    def start(self, managed: bool, pd_pool: bool = True) -> None:
+        """radvd with M (managed) or only O (other config), and kea."""
+        conf = self.tmp / "radvd.conf"
+        conf.write_text(f"""interface r0 {{
+  AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 10;
+  AdvManagedFlag {'on' if managed else 'off'}; AdvOtherConfigFlag on;
+  prefix {self.PREFIX}/64 {{ AdvOnLink on; AdvAutonomous on; }};
+  RDNSS {self.PREFIX}53 {{ }};
+}};
+""")
+        subnet = {"id": 1, "subnet": f"{self.PREFIX}/64", "interface": "r0",
+                  "pools": [{"pool": f"{self.PREFIX}1000-{self.PREFIX}1fff"}],
+                  "option-data": [{"name": "dns-servers", "data": f"{self.PREFIX}53"}]}
+        if pd_pool:
+            subnet["pd-pools"] = [{"prefix": self.PD_POOL, "prefix-len": 48, "delegated-len": 56}]
+        kea = {"Dhcp6": {"interfaces-config": {"interfaces": ["r0"]}, "server-id": {"type": "LL", "persist": False},
+                         "lease-database": {"type": "memfile", "persist": False},
+                         "renew-timer": 1000, "rebind-timer": 2000, "preferred-lifetime": 3000,
+                         "valid-lifetime": 4000, "subnet6": [subnet],
+                         "loggers": [{"name": "kea-dhcp6", "output_options": [{"output": "stderr"}],
+                                      "severity": "ERROR"}]}}
+        (self.tmp / "kea.json").write_text(json.dumps(kea))
+        env = {**os.environ, "KEA_PIDFILE_DIR": str(self.tmp), "KEA_LOCKFILE_DIR": str(self.tmp)}
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.r, "kea-dhcp6", "-c", str(self.tmp / "kea.json")],
+                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.r, "radvd", "-C", str(conf), "-n",
+                                            "-p", str(self.tmp / "radvd.pid"), "-m", "stderr"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # kea binds 547, radvd sends its first RA
+
+    def dhcpcd(self, ia_pd: bool, seconds: float = 6.0) -> None:
+        """Run dhcpcd on the client for a while, IPv6 only; with `ia_pd 1` it
+        asks for a prefix whatever the RA flags say."""
+        conf = self.tmp / "dhcpcd.conf"
+        conf.write_text("ipv6only\nipv6rs\n" + ("ia_pd 1\n" if ia_pd else ""))
+        subprocess.run(["timeout", str(seconds), "ip", "netns", "exec", self.c, "dhcpcd", "-f", str(conf), "-B",
+                        "-6", "c0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sh("ip", "netns", "exec", self.c, "ip", "-6", "addr", "flush", "dev", "c0", "scope", "global", check=False)
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+        for ns in self._made:
+            sh("ip", "netns", "del", ns, check=False)
+        self._made.clear()
+
+
+class TunnelLab(NamespaceLab):
+    """up (2001:db8:1::ff) --e0-- srv (2001:db8:1::1) ==tun0/veth== cli (2001:db8:1::3/127, peer ::2)."""
+
+    CLIENT = "2001:db8:1::3"
+
+    def __init__(self, proxy: bool, forwarding: bool):
+        self.up, self.srv, self.cli = _name("u"), _name("s"), _name("c")
+        self.proxy, self.forwarding = proxy, forwarding
+        self._made: list[str] = []
+
+    def _build(self) -> None:
+        for ns in (self.up, self.srv, self.cli):
+            sh("ip", "netns", "add", ns)
+            self._made.append(ns)
+        sh("ip", "-n", self.up, "link", "add", "e0", "type", "veth", "peer", "name", "e0", "netns", self.srv)
+        sh("ip", "-n", self.srv, "link", "add", "tun0", "type", "veth", "peer", "name", "tun0", "netns", self.cli)
+        nodad = "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"
+        sh("ip", "netns", "exec", self.up, "sh", "-ec", f"""{nodad}
+            sysctl -qw net.ipv6.conf.e0.accept_dad=0
+            ip link set lo up; ip link set e0 up; ip addr add 2001:db8:1::ff/64 dev e0 nodad""")
+        sh("ip", "netns", "exec", self.srv, "sh", "-ec", f"""{nodad}
+            sysctl -qw net.ipv6.conf.e0.accept_dad=0 net.ipv6.conf.tun0.accept_dad=0
+            sysctl -qw net.ipv6.conf.all.forwarding={int(self.forwarding)}
+            ip link set lo up; ip link set e0 up; ip link set tun0 up
+            ip addr add 2001:db8:1::1/64 dev e0 nodad
+            ip addr add 2001:db8:1::2/127 dev tun0 nodad
+            ip -6 route add default via 2001:db8:1::ff dev e0""")
+        if self.proxy:
+            sh("ip", "netns", "exec", self.srv, "sh", "-ec", f"""
+                sysctl -qw net.ipv6.conf.e0.proxy_ndp=1
+                ip -6 neigh add proxy {self.CLIENT} dev e0""")
+        sh("ip", "netns", "exec", self.cli, "sh", "-ec", f"""{nodad}
+            sysctl -qw net.ipv6.conf.tun0.accept_dad=0
+            ip link set lo up; ip link set tun0 up
+            ip addr add {self.CLIENT}/127 dev tun0 nodad
+            ip -6 route add default via 2001:db8:1::2 dev tun0""")
+        time.sleep(0.3)
+
+    def ping_client_from_upstream(self) -> bool:
+        return sh("ip", "netns", "exec", self.up, "ping", "-6", "-c2", "-W2", self.CLIENT, check=False).returncode == 0
+
+    def close(self) -> None:
+        for ns in self._made:
+            sh("ip", "netns", "del", ns, check=False)
+        self._made.clear()
+
+
+def capture(ns: str, iface: str, path: Path, action, settle: float = 0.5) -> None:
+    """tcpdump (ND and DHCPv6 only) in `ns` while action() runs."""
+    p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", iface, "--immediate-mode", "-U", "-s", "0",
+                          "-w", str(path), "icmp6 or udp port 546 or udp port 547"],
+                         stderr=subprocess.PIPE, text=True)
+    assert "listening" in p.stderr.readline()
+    action()
+    time.sleep(settle)
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def trace_json(*args: str, ns: str | None = None) -> tuple[int, dict]:
+    cmd = [V6DIAG, "--json", "trace", *args]
+    if ns:
+        cmd = ["ip", "netns", "exec", ns, *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, json.loads(r.stdout)
