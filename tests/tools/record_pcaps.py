@@ -116,14 +116,33 @@ def record_vxlan() -> None:
         }, indent=1) + "\n")
 
 
+def record_trace() -> None:
+    """radvd (O flag only) + kea with a PD pool, dhcpcd without and with ia_pd;
+    and the tunnel server's external link while upstream pings the client."""
+    from tests.trace_lab import RouterLab, TunnelLab, capture
+
+    with RouterLab() as lab:
+        lab.start(managed=False)
+        capture(lab.r, "r0", PCAPS / "trace-o-flag-info-request.pcap", lambda: lab.dhcpcd(ia_pd=False))
+        capture(lab.r, "r0", PCAPS / "trace-pd-delegated.pcap", lambda: lab.dhcpcd(ia_pd=True))
+    for fixed, name in ((False, "trace-tunnel-no-proxy.pcap"), (True, "trace-tunnel-proxy.pcap")):
+        with TunnelLab(proxy=fixed, forwarding=fixed) as lab:
+            capture(lab.srv, "e0", PCAPS / name, lab.ping_client_from_upstream, settle=1.0)
+    (PCAPS / "trace.truth.json").write_text(json.dumps({
+        "delegated_prefix": "2001:db8:d00::/56", "tunnel_client": TunnelLab.CLIENT, "tunnel_interface": "e0",
+    }, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["discover", "link-up", "vxlan"]
+    which = sys.argv[1:] or ["discover", "link-up", "vxlan", "trace"]
     if "discover" in which:
         record_discover_lan()
     if "link-up" in which:
         record_link_up()
     if "vxlan" in which:
         record_vxlan()
+    if "trace" in which:
+        record_trace()
     for p in sorted(PCAPS.glob("*.pcap*")):
         os.chown(p, 0, 0)  # tcpdump/dumpcap leave their own user and mode 600 behind
         p.chmod(0o644)

@@ -46,6 +46,7 @@ class TraceAnalysis:
         self._rs: dict[str, _Pending] = {}
         self._dhcp: dict[tuple, dict] = {}
         self._clients: dict[str, dict] = {}  # client DUID -> what it asked for
+        self._announced: dict[str, set] = {}  # router -> {(router lifetime, MTU option)}
 
     # -- input ---------------------------------------------------------------
     def feed(self, frame: Frame) -> Message | None:
@@ -117,10 +118,14 @@ class TraceAnalysis:
             p.last = m.ts
 
     def _on_ra(self, m: Message) -> None:
+        if m.problems:
+            return  # hop limit != 255: hosts drop it (RFC 4861 6.1.2); reported, not believed
         r = self.routers.setdefault(m.src, {"address": m.src, "mac": m.mac, "advertisements": 0})
         r["advertisements"] += 1
         r.update({k: v for k, v in m.details.items()})
         r["last_seen"] = round(m.ts, 6)
+        # every distinct (lifetime, MTU) announced: a later good RA must not hide a bad one
+        self._announced.setdefault(m.src, set()).add((m.details["router_lifetime"], m.details["mtu"]))
         for client, p in list(self._rs.items()):
             if m.dst in (client, "ff02::1") and 0 <= m.ts - p.last <= RS_WINDOW:
                 self._rs.pop(client)

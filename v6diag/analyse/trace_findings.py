@@ -26,15 +26,17 @@ def findings(t: TraceAnalysis, link_mtu: int | None = None) -> list[Finding]:
 def _ra(t: TraceAnalysis, link_mtu: int | None) -> list[Finding]:
     out = []
     for r in t.routers.values():
-        if r.get("router_lifetime") == 0:
+        announced = t._announced.get(r["address"], set())
+        if any(lifetime == 0 for lifetime, _ in announced):
             out.append(Finding(Severity.WARNING, "ra-lifetime-zero",
                                f"router {r['address']} advertises lifetime 0: hosts will not use it as a "
                                "default router (RFC 4861 4.2)",
                                evidence=f"{r['advertisements']} RAs from {r['mac']}",
                                fix="radvd: `AdvDefaultLifetime 1800;` (or remove `AdvDefaultLifetime 0`); "
                                    "on a router that should be default, give it IPv6 forwarding and a route out"))
-        mtu = r.get("mtu")
-        if mtu is not None and (mtu < MIN_MTU or (link_mtu and mtu > link_mtu)):
+        for mtu in sorted({m for _, m in announced if m is not None}):
+            if not (mtu < MIN_MTU or (link_mtu and mtu > link_mtu)):
+                continue
             why = f"below the IPv6 minimum {MIN_MTU}" if mtu < MIN_MTU else f"above the link MTU {link_mtu}"
             out.append(Finding(Severity.ERROR, "ra-mtu-invalid",
                                f"router {r['address']} advertises MTU {mtu}, {why}: hosts ignore it "

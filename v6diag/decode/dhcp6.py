@@ -9,7 +9,7 @@ import ipaddress
 import struct
 
 from scapy.layers.dhcp6 import (
-    DHCP6, DHCP6OptClientId, DHCP6OptDNSServers, DHCP6OptIA_NA, DHCP6OptIA_PD, DHCP6OptIAAddress,
+    DHCP6, DHCP6_RelayForward, DHCP6_RelayReply, DHCP6OptClientId, DHCP6OptDNSServers, DHCP6OptIA_NA, DHCP6OptIA_PD, DHCP6OptIAAddress,
     DHCP6OptIAPrefix, DHCP6OptOptReq, DHCP6OptRapidCommit, DHCP6OptRelayMsg, DHCP6OptServerId,
     DHCP6OptStatusCode, dhcp6statuscodes, dhcp6types,
 )
@@ -90,7 +90,7 @@ def details(msg) -> dict:
         d["xid"] = msg.trid
     d.update(ia_na=[], ia_pd=[], status=None, rapid_commit=False, oro=[], dns=[])
     opt = msg.payload
-    while isinstance(opt, DHCP6) or (opt is not None and hasattr(opt, "optcode")):
+    while opt is not None and hasattr(opt, "optcode"):
         if isinstance(opt, DHCP6OptServerId):  # first: scapy derives it from DHCP6OptClientId
             d["server_duid"] = _duid(opt)
         elif isinstance(opt, DHCP6OptClientId):
@@ -127,7 +127,7 @@ def dhcp6_message(index: int, ts: float, mac: str | None, ip6, udp) -> Message:
     if pad is not None:
         raw = raw[: len(raw) - len(pad.load)]
     check_message(raw)
-    if not isinstance(payload, DHCP6):
+    if not isinstance(payload, (DHCP6, DHCP6_RelayForward, DHCP6_RelayReply)):  # relays are not DHCP6 in scapy
         raise MalformedPacket("DHCPv6 port but not a DHCPv6 message")
     d = details(payload)
     m = Message(index, ts, "dhcpv6", d.pop("msg_type"), ipaddress.IPv6Address(ip6.src).compressed,
