@@ -87,8 +87,16 @@ class RouterLab(NamespaceLab):
         asks for a prefix whatever the RA flags say."""
         conf = self.tmp / "dhcpcd.conf"
         conf.write_text("ipv6only\nipv6rs\n" + ("ia_pd 1\n" if ia_pd else ""))
-        subprocess.run(["timeout", str(seconds), "ip", "netns", "exec", self.c, "dhcpcd", "-f", str(conf), "-B",
-                        "-6", "c0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        resolv = self.tmp / "resolv.conf"
+        resolv.touch()
+        # A network namespace shares the host's files: dhcpcd's hooks would rewrite the
+        # host's /etc/resolv.conf and it keeps leases in /var/lib/dhcpcd. So: no hook
+        # script (-c /bin/true) and a private mount namespace over everything it writes.
+        jail = (f"mount -t tmpfs none /run/dhcpcd && mount -t tmpfs none /var/lib/dhcpcd && "
+                f"mount --bind {resolv} /etc/resolv.conf && "
+                f"exec timeout {seconds} dhcpcd -c /bin/true -f {conf} -B -6 c0")
+        subprocess.run(["ip", "netns", "exec", self.c, "unshare", "-m", "sh", "-ec", jail],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sh("ip", "netns", "exec", self.c, "ip", "-6", "addr", "flush", "dev", "c0", "scope", "global", check=False)
 
     def close(self) -> None:

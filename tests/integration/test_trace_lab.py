@@ -19,10 +19,31 @@ def codes(report: dict) -> set[str]:
     return {f["code"] for f in report["findings"]}
 
 
+HOST_FILES = ("/etc/resolv.conf", "/var/lib/dhcpcd", "/run/dhcpcd")
+
+
+def host_state() -> dict:
+    import os
+
+    out = {}
+    for path in HOST_FILES:
+        if os.path.isdir(path):
+            out[path] = sorted(os.listdir(path))
+        elif os.path.exists(path):
+            with open(path, "rb") as f:
+                out[path] = f.read()
+    return out
+
+
 @pytest.fixture
 def router_tools():
+    """The daemons, and a check that running them left the host's own files alone
+    (a network namespace shares the host's filesystem)."""
     require_root()
-    require_tools("radvd", "kea-dhcp6", "dhcpcd", "tcpdump")
+    require_tools("radvd", "kea-dhcp6", "dhcpcd", "tcpdump", "unshare")
+    before = host_state()
+    yield
+    assert host_state() == before, "a lab daemon changed files on the host"
 
 
 def test_o_flag_only_ra_and_a_client_without_ia_pd_is_diagnosed_live_and_from_capture(router_tools, tmp_path):
