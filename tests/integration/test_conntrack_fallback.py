@@ -1,0 +1,84 @@
+"""`v6diag conntrack` on this VM's kernel, which has no kprobes: it must name
+what is missing and fall back to ctnetlink DESTROY events, in a network
+namespace the test builds (iptables/ip6tables rules make conntrack track it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import require_root, require_tools
+
+SENDER = """
+import socket, sys
+for fam, addr, port in ((socket.AF_INET, "127.0.0.1", 9999), (socket.AF_INET6, "::1", 9999),
+                        (socket.AF_INET, "127.0.0.1", 7777)):
+    socket.socket(fam, socket.SOCK_DGRAM).sendto(b"x", (addr, port))
+"""
+
+
+@pytest.fixture
+def ns():
+    require_root()
+    require_tools("conntrack", "iptables", "ip6tables")
+    name = f"v6dct{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "sh", "-ec", """
+            ip link set lo up
+            iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT
+            ip6tables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT"""], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
+
+
+def watch(v6diag_cmd, ns, tmp_path, *args):
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([*v6diag_cmd, "conntrack", "--netns", ns, "--json", "--ready-file", str(ready),
+                          "-d", "4", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if ready.exists():
+            break
+        time.sleep(0.05)
+    assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+    return p
+
+
+def test_fallback_names_what_is_missing_and_reports_deletes_and_flushes(ns, v6diag_cmd, tmp_path):
+    p = watch(v6diag_cmd, ns, tmp_path, "--port", "9999", "--proto", "udp")
+    run = lambda *c: subprocess.run(["ip", "netns", "exec", ns, *c], capture_output=True, text=True)
+    run("python3", "-c", SENDER)
+    time.sleep(0.2)
+    assert "9999" in run("conntrack", "-L").stdout + run("conntrack", "-L", "-f", "ipv6").stdout
+    run("conntrack", "-D", "-p", "udp", "--dport", "9999")  # the IPv4 entry
+    run("conntrack", "-F")  # the IPv6 one, and 7777 (filtered out)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    events, summary = lines[:-1], lines[-1]
+    assert summary["summary"] and summary["mode"] == "netlink" and summary["events"] == 2
+    assert sorted(e["family"] for e in events) == ["ipv4", "ipv6"]
+    for e in events:
+        assert e["cause"] == "unknown" and e["proto"] == "udp" and e["orig"]["dport"] == 9999
+        assert set(e) >= {"cause", "orig", "reply", "mark", "comm", "stack"}
+    assert "falling back" in err and all(m in err for m in summary["missing"])
+    if not os.path.exists("/sys/bus/event_source/devices/kprobe"):  # this VM's kernel
+        assert any("kprobes unavailable" in m for m in summary["missing"])
+
+
+def test_without_cap_net_admin_exits_77(ns, v6diag_cmd):
+    require_tools("setpriv")
+    r = subprocess.run(["ip", "netns", "exec", ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", *v6diag_cmd, "conntrack", "-d", "1"], capture_output=True, text=True)
+    assert r.returncode == 77 and "CAP_NET_ADMIN" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_netns_is_a_usage_error(v6diag_cmd):
+    require_root()
+    r = subprocess.run([*v6diag_cmd, "conntrack", "--netns", "no-such-netns-v6d"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no such network namespace" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,103 @@
+"""Why a conntrack entry was destroyed: the kernel path (stack) and the entry's
+own state, mapped to a cause with a plain explanation and a fix. The table is
+../shared/context/conntrack-delete-paths.md (checked against 6.6 sources)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# (cause, any of these functions on the stack); first match wins, most specific first
+STACK_RULES: list[tuple[str, tuple[str, ...]]] = [
+    ("userspace-flush", ("ctnetlink_flush_conntrack",)),
+    ("userspace-delete", ("ctnetlink_del_conntrack",)),
+    ("masquerade-cleanup", ("masq_device_event", "masq_inet_event", "masq_inet6_event",
+                            "nf_nat_masq_schedule", "iterate_cleanup_work")),
+    ("nat-oif-changed", ("nf_nat_inet_fn",)),  # its only way to nf_ct_delete is nf_nat_oif_changed
+    ("snat-clash", ("nf_nat_used_tuple_harder",)),
+    ("ipvs-expire", ("ip_vs_conn_drop_conntrack", "ip_vs_conn_expire")),
+    ("netns-exit", ("nf_conntrack_pernet_exit", "nf_conntrack_cleanup_net_list")),
+    ("early-drop", ("early_drop", "early_drop_list", "gc_worker_can_early_drop")),
+    ("tcp", ("nf_conntrack_tcp_packet",)),  # reopen or RST: decided by the entry's state
+    ("timeout", ("nf_ct_gc_expired", "gc_worker")),
+]
+
+CAUSES = {
+    "timeout": ("the entry's timeout ran out (expected: idle flows age out)",
+                "raise the protocol's timeout if flows idle longer, e.g. "
+                "`sysctl -w net.netfilter.nf_conntrack_udp_timeout_stream=180`"),
+    "userspace-delete": ("a program deleted it over netlink (conntrack -D, kube-proxy, a firewall manager)",
+                         "find the program (see comm) and why it deletes this flow"),
+    "userspace-flush": ("a program flushed the table (conntrack -F, a firewall reload)",
+                        "avoid flushing conntrack on firewall reloads"),
+    "nat-oif-changed": ("a NATed (masqueraded) flow's packet now leaves by another interface than the "
+                        "entry was created on, so the kernel kills the entry and drops the packet "
+                        "(nf_nat_oif_changed, net/netfilter/nf_nat_core.c)",
+                        "make routing stable per connection: compare the packet mark with the conntrack "
+                        "mark (`conntrack -L` mark=); with fwmark policy routing restore the mark early "
+                        "(`-t mangle -A PREROUTING -j CONNMARK --restore-mark`) and save it last, with no "
+                        "ACCEPT between setting the mark and `CONNMARK --save-mark`"),
+    "masquerade-cleanup": ("the masquerading interface went down or lost its address, so every flow "
+                           "NATed to it was dropped (nf_nat_masquerade.c)",
+                           "expected when a WAN link drops; if it flaps, fix the link"),
+    "tcp-reopen": ("a new SYN reused the ports of a connection in TIME_WAIT/CLOSE; the old entry was "
+                   "replaced (nf_conntrack_proto_tcp.c)", "nothing to fix: normal port reuse"),
+    "tcp-rst": ("a TCP RST arrived before any reply; the entry was removed",
+                "the destination refused the connection, or something injected a RST"),
+    "early-drop": ("the conntrack table was full; an entry that was not yet ASSURED was evicted",
+                   "raise `net.netfilter.nf_conntrack_max` (check `conntrack -C` against it)"),
+    "netns-exit": ("its network namespace was deleted", "expected when containers stop"),
+    "snat-clash": ("a new SNAT flow needed these ports; a TIME_WAIT entry was evicted",
+                   "widen the SNAT port range or add source addresses"),
+    "ipvs-expire": ("IPVS (kube-proxy IPVS mode) expired its connection and dropped the entry",
+                    "check IPVS timeouts: `ipvsadm -L --timeout`"),
+    "other": ("a kernel path not in v6diag's table destroyed it (see the stack)", ""),
+    "unknown": ("no BPF probe could be attached, so the kernel path is not known", ""),
+}
+
+
+def classify(stack: list[str], expired: bool, tcp_seen_reply: bool | None = None) -> str:
+    """Cause code for one nf_ct_delete call. 'timeout' comes from the entry's own
+    expiry at probe time, not from the stack (attribution rule in the context)."""
+    if expired:
+        return "timeout"
+    names = {f.split("+")[0] for f in stack}
+    for cause, funcs in STACK_RULES:
+        if names.intersection(funcs):
+            if cause == "tcp":
+                return "tcp-rst" if tcp_seen_reply is False else "tcp-reopen"
+            return cause
+    return "other"
+
+
+@dataclass
+class Filter:
+    addrs: list[str] = field(default_factory=list)  # --src/--dst: either side of either tuple
+    port: int | None = None
+    proto: str | None = None
+    mark: int | None = None
+    src: str | None = None
+    dst: str | None = None
+
+    def match(self, ev: dict) -> bool:
+        o, r = ev.get("orig", {}), ev.get("reply", {})
+        if self.src and self.src not in (o.get("src"), r.get("dst")):
+            return False
+        if self.dst and self.dst not in (o.get("dst"), r.get("src")):
+            return False
+        if self.port is not None and self.port not in (o.get("sport"), o.get("dport"), r.get("sport"), r.get("dport")):
+            return False
+        if self.proto and ev.get("proto") != self.proto:
+            return False
+        return self.mark is None or ev.get("mark") == self.mark
+
+
+@dataclass
+class Summary:
+    events: int = 0
+    shown: int = 0
+    causes: Counter = field(default_factory=Counter)
+
+    def add(self, cause: str) -> None:
+        self.events += 1
+        self.causes[cause] += 1
