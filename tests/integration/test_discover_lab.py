@@ -240,3 +240,28 @@ def test_ctrl_c_during_the_probe_window_exits_130_with_one_line(lan, v6diag_cmd)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert err.strip() == "interrupted" and out == ""
+
+
+def test_watch_human_output_prints_the_table_then_each_newcomer_with_ssh(v6diag_cmd):
+    require_root()
+    from tests.lab import default_hosts
+
+    with LanLab(hosts=default_hosts(4)) as lab:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch",
+             "--user", "pi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert "watching lan0" in proc.stderr.readline()  # printed after the first table
+            newcomer = lab.add_host(HostSpec("h51", "dc:a6:32:51:51:51", "Raspberry Pi", "eui64",
+                                             "answers-echo"), dad=True)
+            lab.wait_addresses(newcomer)
+            time.sleep(1.0)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    table, _, tail = out.partition("Reach them:")
+    assert all(h.mac in table for h in lab.hosts[:4])
+    # first seen with or without its address (MLD reports during DAD come from ::)
+    assert re.search(rf"new device \S+  {newcomer.mac}  Raspberry Pi Trading Ltd", tail), tail
+    assert f"    ssh pi@{newcomer.link_local}%lan0" in tail

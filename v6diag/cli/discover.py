@@ -94,8 +94,10 @@ def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose) -> D
             else:
                 what = "new device" if c.kind == "host" else f"new address {c.address} of"
                 out.print(f"{time.strftime('%H:%M:%S')} {what} {human.host_line(h)}", highlight=False, soft_wrap=True)
+                # the hint comes with the first link-local address, which a device booting
+                # with DAD only shows after its first sightings (MLD reports from ::)
                 hint = human.ssh_hint(h, iface, user)
-                if hint and c.kind == "host":
+                if hint and c.address is not None and c.address == h.link_local:
                     out.print("    " + hint, highlight=False, soft_wrap=True)
 
     def on_window_end(elapsed: float) -> None:
