@@ -156,3 +156,16 @@ def test_trace_without_root_and_ctrl_c(router_tools):
         out, err = p.communicate(timeout=30)
         assert p.returncode in (0, 1) and "Traceback" not in err
         assert json.loads(out)["routers"]  # radvd answered the RS before Ctrl-C
+
+
+def test_write_then_read_back_gives_the_same_exchanges(router_tools, tmp_path):
+    """--write keeps our own probes too (a packet socket never sees its own sends)."""
+    path = tmp_path / "rs.pcap"
+    with RouterLab() as lab:
+        lab.start(managed=True)
+        rc, live = trace_json("-i", "c0", "-d", "2", "--solicit-router", "--dhcpv6", "--write", str(path), ns=lab.c)
+    rc2, replay = trace_json("--pcap", str(path))
+    kinds = lambda r: [(e["type"], e.get("kind"), e["answered"]) for e in r["exchanges"] if e["type"] in ("rs", "dhcpv6")]
+    assert ("rs", None, True) in kinds(live) and ("dhcpv6", "solicit", True) in kinds(live)
+    assert kinds(replay) == kinds(live)
+    assert replay["routers"][0]["address"] == live["routers"][0]["address"]
