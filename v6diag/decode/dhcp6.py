@@ -14,7 +14,7 @@ from scapy.layers.dhcp6 import (
     DHCP6OptStatusCode, dhcp6statuscodes, dhcp6types,
 )
 
-from v6diag.decode.nd import MalformedPacket
+from v6diag.decode.nd import MalformedPacket, without_padding
 from v6diag.decode.ndmsg import Message
 
 CLIENT_PORT, SERVER_PORT = 546, 547
@@ -122,11 +122,7 @@ def details(msg) -> dict:
 
 def dhcp6_message(index: int, ts: float, mac: str | None, ip6, udp) -> Message:
     payload = udp.payload
-    raw = bytes(payload)
-    pad = payload.getlayer("Padding")
-    if pad is not None:
-        raw = raw[: len(raw) - len(pad.load)]
-    check_message(raw)
+    check_message(without_padding(payload))
     if not isinstance(payload, (DHCP6, DHCP6_RelayForward, DHCP6_RelayReply)):  # relays are not DHCP6 in scapy
         raise MalformedPacket("DHCPv6 port but not a DHCPv6 message")
     d = details(payload)
