@@ -84,14 +84,9 @@ def _from_capture(path: str, tally) -> ChecksumReport:
     from v6diag.sources.pcap import CaptureReader
 
     reader = CaptureReader(path)
-    first = last = None
     for batch in reader.batches():
         tally.add_batch(batch)
-        if batch.ts:
-            first = batch.ts[0] if first is None else first
-            last = batch.ts[-1]
-    duration = (last - first) if first is not None else 0.0
-    return _report(tally, "pcap", path, duration, reader.problem)
+    return _report(tally, "pcap", path, reader.span_s, reader.problem)
 
 
 def _live(iface: str, duration, tally, verbose: int) -> ChecksumReport:

@@ -60,15 +60,9 @@ def _from_pcap(path: str, iface: str | None) -> DiscoveryReport:
 
     reader = CaptureReader(path)
     analysis = DiscoveryAnalysis()
-    first = last = None
     for frame in reader:
-        first = frame.ts if first is None else first
-        last = frame.ts
         analysis.feed(frame)
-    names = [n for n in reader.interface_names if n]
-    interface = iface or (names[0] if len(set(names)) == 1 else None)
-    duration = (last - first) if first is not None else 0.0
-    return analysis.report(interface, duration, "pcap", reader.problem)
+    return analysis.report(iface or reader.interface_name, reader.span_s, "pcap", reader.problem)
 
 
 def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose) -> DiscoveryReport:

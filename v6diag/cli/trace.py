@@ -86,16 +86,11 @@ def _from_capture(path: str, iface: str | None) -> dict:
     from v6diag.sources.pcap import CaptureReader
 
     reader = CaptureReader(path)
-    names = reader.interface_names
     t = TraceAnalysis(iface)
-    first = last = None
     for frame in reader:
-        first = frame.ts if first is None else first
-        last = frame.ts
         t.feed(frame)
-    if t.interface is None and len(set(n for n in names if n)) == 1:
-        t.interface = next(n for n in names if n)
-    return _report(t, t.interface, "pcap", (last - first) if first is not None else 0.0, problem=reader.problem)
+    t.interface = t.interface or reader.interface_name
+    return _report(t, t.interface, "pcap", reader.span_s, problem=reader.problem)
 
 
 def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_json) -> dict:

@@ -66,6 +66,8 @@ class CaptureReader:
         self.problem: str | None = None
         self.interface_names: list[str] = []
         self.count = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         for batch in self.batches():
@@ -126,9 +128,23 @@ class CaptureReader:
     def _truncated(self, what: str) -> None:
         self.problem = f"{self.path}: {what} after {self.count} packets (truncated capture?)"
 
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first packet read to the last (0 before any)."""
+        return 0.0 if self.first_ts is None else self.last_ts - self.first_ts
+
+    @property
+    def interface_name(self) -> str | None:
+        """The capture's interface when it names exactly one (pcapng if_name)."""
+        names = {n for n in self.interface_names if n}
+        return names.pop() if len(names) == 1 else None
+
     def _batch(self, buf, offs, lens, wls, ts, lts) -> Batch:
         b = Batch(buf, offs, lens, wls, ts, lts, self.count)
         self.count += len(offs)
+        if self.first_ts is None:
+            self.first_ts = ts[0]
+        self.last_ts = ts[-1]
         return b
 
     # -- classic pcap -------------------------------------------------------
