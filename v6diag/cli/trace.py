@@ -95,9 +95,8 @@ def _from_capture(path: str, iface: str | None) -> dict:
 
 def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_json) -> dict:
     from v6diag.analyse.exchanges import TraceAnalysis
-    from v6diag.model import Frame
     from v6diag.sources import netlink, pcap as pcapio, probe, trace_probe
-    from v6diag.sources.live import ETH_P_ALL, LINKTYPE_ETHERNET, PacketSocket
+    from v6diag.sources.live import ETH_P_ALL, PacketSocket
 
     err = stderr()
     info = netlink.interface(iface)
@@ -109,14 +108,14 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
     start = time.monotonic()
     # ETH_P_ALL: frames this host sends (a router's own RAs and DHCPv6 replies) reach
     # only ETH_P_ALL packet sockets (net/core/dev.c dev_queue_xmit_nit)
-    with PacketSocket(iface, info.index, protocol=ETH_P_ALL) as sock:
 
-        def send(frame: bytes) -> None:
-            sock.send(frame)
-            f = Frame(time.time(), LINKTYPE_ETHERNET, frame, outgoing=True)
-            t.feed(f)  # packet(7): our own sends never come back to this socket
-            if writer:
-                writer.write(f)
+    def record(frame) -> None:  # what we receive, and (on_send) what we send
+        t.feed(frame)
+        if writer:
+            writer.write(frame)
+
+    with PacketSocket(iface, info.index, protocol=ETH_P_ALL, on_send=record) as sock:
+        send = sock.send
 
         if dhcpv6:
             port = trace_probe.ClientPort(iface)
@@ -132,9 +131,7 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
             with err.status(f"listening on {iface}") as status:
                 for frame in sock.frames(deadline):
                     if frame is not None:
-                        t.feed(frame)
-                        if writer:
-                            writer.write(frame)
+                        record(frame)
                     now = time.monotonic()
                     if ns_targets and tries < 3 and now >= next_ns:  # retransmit like the kernel (RFC 4861 7.2.2)
                         tries, next_ns = tries + 1, now + 1.0

@@ -53,7 +53,10 @@ class PacketSocket:
     including our own (flagged outgoing), until closed."""
 
     def __init__(self, ifname: str, index: int, protocol: int = ETH_P_IPV6, auxdata: bool = False,
-                 allmulti: bool = True):
+                 allmulti: bool = True, on_send=None):
+        # packet(7) never loops a socket's own sends back to it: on_send(Frame) is
+        # how callers see (and record) what they sent
+        self.on_send = on_send
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
         except PermissionError as e:
@@ -85,6 +88,8 @@ class PacketSocket:
             if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
                 raise UnavailableError(f"interface {self.ifname} went down") from e
             raise
+        if self.on_send:
+            self.on_send(Frame(time.time(), LINKTYPE_ETHERNET, frame, outgoing=True))
 
     def frames(self, deadline: float | None) -> Iterator[Frame | None]:
         """Yield frames until `deadline` (time.monotonic()) passes; None = forever.

@@ -30,8 +30,7 @@ from v6diag.analyse.discovery import DiscoveryAnalysis
 from v6diag.analyse.vendor import vendor_of
 from v6diag.analyse.neighbours import Change
 from v6diag.sources.netlink import Interface, neighbour_sightings
-from v6diag.model import Frame
-from v6diag.sources.live import LINKTYPE_ETHERNET, PacketSocket
+from v6diag.sources.live import PacketSocket
 
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"
@@ -125,13 +124,8 @@ def discover_live(
     """Probe and collect for `timeout` seconds (forever with `watch`, until Ctrl-C).
     Returns the wall time of the probe window."""
     notify = on_changes or (lambda changes: None)
-    with PacketSocket(iface.name, iface.index) as sock:
-
-        def send(frame: bytes) -> None:
-            sock.send(frame)
-            if on_frame:  # packet(7) never loops a socket's own sends back to it
-                on_frame(Frame(time.time(), LINKTYPE_ETHERNET, frame, outgoing=True))
-
+    with PacketSocket(iface.name, iface.index, on_send=on_frame) as sock:
+        send = sock.send
         start = time.monotonic()
         # What the kernel already knew, read before our probes refresh it.
         notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
