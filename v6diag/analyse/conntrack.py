@@ -95,7 +95,6 @@ class Filter:
 @dataclass
 class Summary:
     events: int = 0
-    shown: int = 0
     causes: Counter = field(default_factory=Counter)
 
     def add(self, cause: str) -> None:

@@ -69,7 +69,6 @@ def conntrack(
             if as_json:
                 print(jsonr.dumps(ev, stream=True), flush=True)
             elif show_all or ev["cause"] != "timeout":
-                summary.shown += 1
                 out.print(_line(ev), highlight=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass  # Ctrl-C ends watching; the summary follows
