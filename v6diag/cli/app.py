@@ -67,7 +67,7 @@ def stdout() -> Console:
 
 
 def _register() -> None:
-    from v6diag.cli import checksum, conntrack, discover, trace  # noqa: F401  (register the commands)
+    from v6diag.cli import checksum, conntrack, discover, trace, tunnel  # noqa: F401  (register the commands)
 
 
 def main(argv: list[str] | None = None) -> None:

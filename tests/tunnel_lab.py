@@ -1,0 +1,127 @@
+"""The tunnel-broker topology of ../shared/seeds/tunnel-server-ndp-proxy, in
+network namespaces, with a real tunnel of a chosen kind:
+
+    up (2001:db8:1::ff/64) --e0/e0-- srv (2001:db8:1::1/64)
+                                      | u0 10.0.0.1/24   tun0 2001:db8:1::2/127
+                         IPv4 underlay (veth)            || tunnel (sit | wireguard | vxlan)
+                                      | u0 10.0.0.2/24   tun0 2001:db8:1::3/127, default via ::2
+                                     cli
+
+The client's address comes from the upstream /64, so the server must forward
+and answer the upstream's Neighbor Solicitations for it (proxy NDP). `faults`
+breaks one thing the way users do (see FAULTS). sit and wireguard exist only in
+the stock kernel (tests/kernel); this VM's kernel has vxlan. Every namespace is
+deleted on exit, on a failed build and at interpreter exit; no traffic leaves them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.lab import NamespaceLab, sh
+
+ROOT = Path(__file__).resolve().parents[1]
+V6DIAG = str(ROOT / ".venv/bin/v6diag")
+CLIENT, SERVER_TUN, SERVER_EXT, UPSTREAM = "2001:db8:1::3", "2001:db8:1::2", "2001:db8:1::1", "2001:db8:1::ff"
+SRV4, CLI4, NOBODY4 = "10.0.0.1", "10.0.0.2", "10.0.0.9"
+VXLAN_PORT, WG_PORT = 4789, 51820
+FAULTS = ("no-proxy", "no-forwarding", "drop-encap", "mtu-1500", "wrong-remote", "server-wrong-remote",
+          "forward-drop")
+_IDS = itertools.count()
+
+
+class TunnelBrokerLab(NamespaceLab):
+    def __init__(self, kind: str, faults: tuple[str, ...] = ()):
+        assert set(faults) <= set(FAULTS), faults
+        self.kind, self.faults = kind, set(faults)
+        tag = f"v6tu{os.getpid() % 100000}{next(_IDS)}"
+        self.up, self.srv, self.cli = f"{tag}u", f"{tag}s", f"{tag}c"
+        self.tmp = Path(tempfile.mkdtemp(prefix="v6diag-tunnel-"))
+        self._made: list[str] = []
+
+    def sh_in(self, ns: str, script: str) -> None:
+        sh("ip", "netns", "exec", ns, "sh", "-ec", script)
+
+    def _build(self) -> None:
+        for ns in (self.up, self.srv, self.cli):
+            sh("ip", "netns", "add", ns)
+            self._made.append(ns)
+        sh("ip", "-n", self.up, "link", "add", "e0", "type", "veth", "peer", "name", "e0", "netns", self.srv)
+        sh("ip", "-n", self.srv, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", self.cli)
+        nodad = "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"
+        self.sh_in(self.up, f"""{nodad}; sysctl -qw net.ipv6.conf.e0.accept_dad=0
+            ip link set lo up; ip link set e0 up; ip addr add {UPSTREAM}/64 dev e0 nodad""")
+        fwd = 0 if "no-forwarding" in self.faults else 1
+        self.sh_in(self.srv, f"""{nodad}; sysctl -qw net.ipv6.conf.e0.accept_dad=0
+            sysctl -qw net.ipv6.conf.all.forwarding={fwd}
+            ip link set lo up; ip link set e0 up; ip link set u0 up
+            ip addr add {SERVER_EXT}/64 dev e0 nodad; ip addr add {SRV4}/24 dev u0
+            ip -6 route add default via {UPSTREAM} dev e0""")
+        self.sh_in(self.cli, f"""{nodad}; ip link set lo up; ip link set u0 up; ip addr add {CLI4}/24 dev u0""")
+        keys = self._keys() if self.kind == "wireguard" else None
+        srv_remote = NOBODY4 if "server-wrong-remote" in self.faults else CLI4
+        cli_remote = NOBODY4 if "wrong-remote" in self.faults else SRV4
+        self.sh_in(self.srv, self._tunnel(SRV4, srv_remote, keys, server=True) + f"""
+            ip addr add {SERVER_TUN}/127 dev tun0 nodad""")
+        self.sh_in(self.cli, self._tunnel(CLI4, cli_remote, keys, server=False) + f"""
+            ip addr add {CLIENT}/127 dev tun0 nodad
+            ip -6 route add default via {SERVER_TUN} dev tun0""")
+        if "no-proxy" not in self.faults:
+            self.sh_in(self.srv, f"sysctl -qw net.ipv6.conf.e0.proxy_ndp=1; ip -6 neigh add proxy {CLIENT} dev e0")
+        if "drop-encap" in self.faults:
+            rule = {"sit": "-p 41", "vxlan": f"-p udp --dport {VXLAN_PORT}",
+                    "wireguard": f"-p udp --dport {WG_PORT}"}[self.kind]
+            self.sh_in(self.srv, f"iptables -A INPUT {rule} -j DROP")
+        if "forward-drop" in self.faults:
+            self.sh_in(self.srv, "ip6tables -P FORWARD DROP")
+        if "mtu-1500" in self.faults:
+            self.sh_in(self.cli, "ip link set dev tun0 mtu 1500")
+
+    def _keys(self) -> dict[str, str]:
+        keys = {}
+        for side in ("srv", "cli"):
+            priv = sh("wg", "genkey").stdout.strip()
+            (self.tmp / f"{side}.key").write_text(priv + "\n")
+            keys[side] = sh("wg", "pubkey", input=priv + "\n").stdout.strip()
+        return keys
+
+    def _tunnel(self, local: str, remote: str, keys, server: bool) -> str:
+        """Shell lines creating tun0 (the underlay is u0) and bringing it up."""
+        if self.kind == "sit":  # the seed's `ip tunnel add ... mode sit ... ttl 255`
+            make = f"ip tunnel add tun0 mode sit remote {remote} local {local} ttl 255"
+        elif self.kind == "vxlan":  # an Ethernet tunnel over UDP, standing in for sit on this VM
+            make = f"ip link add tun0 type vxlan id 42 local {local} remote {remote} dstport {VXLAN_PORT} dev u0"
+        else:
+            me, other = ("srv", "cli") if server else ("cli", "srv")
+            allowed = f"{CLIENT}/128" if server else "::/0"
+            make = (f"ip link add tun0 type wireguard; wg set tun0 private-key {self.tmp}/{me}.key "
+                    f"listen-port {WG_PORT} peer {keys[other]} allowed-ips {allowed} endpoint {remote}:{WG_PORT}")
+        return f"{make}\nsysctl -qw net.ipv6.conf.tun0.accept_dad=0\nip link set tun0 up"
+
+    def run(self, ns: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", ns, V6DIAG, *args], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def check(self, side: str, *args: str) -> tuple[int, dict]:
+        """`v6diag --json tunnel -i tun0 ARGS` on 'cli' or 'srv': (exit code, report)."""
+        r = self.run(getattr(self, side), "--json", "tunnel", "-i", "tun0", *args)
+        assert "Traceback" not in r.stderr and r.stdout, r.stderr
+        return r.returncode, json.loads(r.stdout)
+
+    def close(self) -> None:
+        for ns in self._made:
+            sh("ip", "netns", "del", ns, check=False)
+        self._made.clear()
+
+
+def by_id(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in report["checks"]}
+
+
+def failing(report: dict) -> set[str]:
+    return {c["id"] for c in report["checks"] if c["status"] == "fail"}
