@@ -95,7 +95,10 @@ class TunnelBrokerLab(NamespaceLab):
         if self.kind == "sit":  # the seed's `ip tunnel add ... mode sit ... ttl 255`
             make = f"ip tunnel add tun0 mode sit remote {remote} local {local} ttl 255"
         elif self.kind == "vxlan":  # an Ethernet tunnel over UDP, standing in for sit on this VM
-            make = f"ip link add tun0 type vxlan id 42 local {local} remote {remote} dstport {VXLAN_PORT} dev u0"
+            # with `dev u0` the kernel sizes the MTU (1450) and refuses more; without
+            # it a vxlan gets 1500, the usual way an oversized tunnel MTU happens
+            lower = "" if "mtu-1500" in self.faults and not server else " dev u0"
+            make = f"ip link add tun0 type vxlan id 42 local {local} remote {remote} dstport {VXLAN_PORT}{lower}"
         else:
             me, other = ("srv", "cli") if server else ("cli", "srv")
             allowed = f"{CLIENT}/128" if server else "::/0"
@@ -125,3 +128,51 @@ def by_id(report: dict) -> dict[str, dict]:
 
 def failing(report: dict) -> set[str]:
     return {c["id"] for c in report["checks"] if c["status"] == "fail"}
+
+
+class Capture:
+    """tcpdump on `iface` in `ns` while the block runs (the underlay, to record
+    what the tunnel carried); no-op when tcpdump is missing."""
+
+    def __init__(self, ns: str, path: Path, iface: str = "u0"):
+        self.ns, self.path, self.iface, self.proc = ns, Path(path), iface, None
+
+    def __enter__(self):
+        import shutil
+        import time
+
+        if shutil.which("tcpdump"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface, "-U", "-s", "0",
+                                          "-w", str(self.path)], stderr=subprocess.PIPE, text=True)
+            assert "listening" in self.proc.stderr.readline()
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        import time
+
+        if self.proc:
+            time.sleep(0.3)  # the last replies, written with -U
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def record(kind: str, faults: tuple[str, ...], path: Path) -> dict:
+    """Record the client's underlay while `v6diag tunnel` probes it; return the
+    lab's truth (what was configured, what v6diag said live) for pcaps/."""
+    with TunnelBrokerLab(kind, faults) as lab, Capture(lab.cli, path):
+        rc, report = lab.check("cli", "--target", UPSTREAM)
+    return {"file": Path(path).name, "kind": kind, "faults": list(faults), "client_underlay": CLI4,
+            "server_underlay": SRV4, "client": CLIENT, "server_tunnel": SERVER_TUN, "target": UPSTREAM,
+            "live_exit_code": rc, "live_failing": sorted(failing(report)), "live_underlay": report["underlay"]}
+
+
+if __name__ == "__main__":  # sudo .venv/bin/python -m tests.tunnel_lab pcaps/
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "pcaps")
+    truth = [record("vxlan", (), out / "tunnel-vxlan-ok.pcap"),
+             record("vxlan", ("drop-encap",), out / "tunnel-vxlan-dropped.pcap"),
+             record("vxlan", ("mtu-1500",), out / "tunnel-vxlan-mtu1500.pcap")]
+    (out / "tunnel-vxlan.truth.json").write_text(json.dumps(truth, indent=1) + "\n")

@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from v6diag.analyse.tunnel import MIN_MTU, encap_id, encap_name
+from v6diag.analyse.tunnel import MIN_MTU, encap_id, encap_name, overhead
 from v6diag.analyse.tunnel_facts import FAIL, PASS, SKIP, WARN, Check, ProbeResult, TunnelLink
 from v6diag.decode.encap import Underlay
 
 ENCAP_KINDS = ("6in4", "ip6ip6", "gre", "vxlan", "wireguard")
+# Inner ICMPv6 that asks (echo request; NS, which an Ethernet tunnel like VXLAN
+# sends before any echo) and that answers (echo reply; NA)
+ASKS, ANSWERS = (128, 135), (129, 136)
 
 
 @dataclass
@@ -25,6 +28,8 @@ class EncapTally:
     ptb: Counter = field(default_factory=Counter)  # inner ICMPv6 Packet Too Big: (from, mtu) -> n
     arp: Counter = field(default_factory=Counter)  # (op, target/sender) -> n
     wg_types: Counter = field(default_factory=Counter)
+    echo_flows: Counter = field(default_factory=Counter)  # (outer src, outer dst, ICMPv6 type) -> n
+    fragmented: Counter = field(default_factory=Counter)  # (outer src, outer dst) -> packets split by the underlay
     packets: int = 0
 
     def feed(self, u: Underlay, ts: float = 0.0) -> None:
@@ -33,7 +38,11 @@ class EncapTally:
             self.flows[(u.kind, u.src, u.dst)] += 1
             if u.wg_type:
                 self.wg_types[u.wg_type] += 1
+            if u.fragmented:
+                self.fragmented[(u.src, u.dst)] += 1
             i = u.inner
+            if i is not None and i.icmp_type in ASKS + ANSWERS:
+                self.echo_flows[(u.src, u.dst, i.icmp_type)] += 1
             if i is not None and i.icmp_type == 128:
                 self.echo_requests.setdefault((i.src, i.dst, i.echo_id, i.echo_seq), ts)
             elif i is not None and i.icmp_type == 129:
@@ -52,6 +61,11 @@ class EncapTally:
     def came_from(self, remote: str) -> int:
         return sum(n for (_, src, _), n in self.flows.items() if src == remote)
 
+    def echo(self, src: str | None, dst: str | None, types: tuple[int, ...]) -> int:
+        """Encapsulated ICMPv6 of `types` between outer addresses (None = any)."""
+        return sum(n for (s, d, t), n in self.echo_flows.items()
+                   if t in types and src in (None, s) and dst in (None, d))
+
     def unanswered_echo(self) -> int:
         return sum(1 for k in self.echo_requests if k not in self.echo_replies)
 
@@ -68,37 +82,56 @@ class EncapTally:
         }
 
 
-def encap_live(t: TunnelLink, tally: EncapTally, remote: str | None, underlay: str | None) -> Check:
-    """Encapsulated packets out and back on the underlay during the probes."""
+def remote_fix(t: TunnelLink, role: str = "client") -> str:
+    """The command that points this side's tunnel at the right remote."""
+    far = "SERVER" if role == "client" else "CLIENT"
+    if t.kind == "wireguard":
+        return f"wg set {t.name} peer {t.peers[0].public_key if t.peers else '<PUBKEY>'} endpoint <{far}-IP>:<PORT>"
+    if t.kind in ("vxlan", "geneve"):
+        return f"ip link set dev {t.name} type {t.kind} remote <{far}-IP>"
+    return f"ip tunnel change {t.name} remote <{far}-IPV4>"
+
+
+def encap_live(t: TunnelLink, tally: EncapTally, remote: str | None, underlay: str | None,
+               role: str = "client") -> Check:
+    """Encapsulated packets out and back on the underlay during the probes. When
+    the inner packets are visible (all but WireGuard) our echo requests and their
+    replies decide: the far side's own packets (ND, its pings) are no answer."""
     cid, what = encap_id(t.kind), encap_name(t)
     if not remote or not underlay:
         return Check(cid, SKIP, "no remote endpoint known to watch the underlay for")
     out, back = tally.sent_to(remote), tally.came_from(remote)
+    asked, answered = tally.echo(None, remote, ASKS), tally.echo(remote, None, ANSWERS)
     errors = [(k, n) for k, n in tally.icmp_errors.items() if k[3] == remote and k[1] != "frag-needed"]
-    if out and back:
-        return Check(cid, PASS, f"{out} {what} packets to {remote} and {back} back on {underlay}")
+    if asked and answered or (not asked and out and back):
+        detail = f"{asked} echo/NS out, {answered} replies back" if asked else f"{out} out, {back} back"
+        return Check(cid, PASS, f"{what} to and from {remote} on {underlay}: {detail}")
     if out and errors:
         (src, err, _, _, _), n = errors[0]
         fix = (f"on {src}: its tunnel's remote must be this host's {t.local or 'address'} "
-               f"(`ip tunnel change <TUNNEL> remote {t.local or '<THIS-HOST-IPV4>'}`), "
-               f"or here `ip tunnel change {t.name} remote <SERVER-IPV4>`" if cid == "proto41" else
-               f"on {src}: check the {what} endpoint listens there, or here set the right remote")
-        return Check(cid, FAIL, f"{out} {what} packets sent to {remote}, none came back; {src} answered {n}x "
+               f"(`ip tunnel change <TUNNEL> remote {t.local or '<THIS-HOST-IPV4>'}`), or here: {remote_fix(t, role)}")
+        return Check(cid, FAIL, f"{out} {what} packets sent to {remote}, none answered; {src} sent back {n}x "
                      f"ICMP {err}: it has no tunnel for us (wrong remote or local on one side)", fix)
     if out:
         where = "the server" if cid == "proto41" else "the remote side"
-        return Check(cid, FAIL, f"{out} {what} packets sent to {remote} on {underlay}, none came back: {where}, "
-                     f"a NAT or a firewall drops {what} (or the remote's tunnel points elsewhere)",
-                     f"on {remote}: allow {what} from this host (e.g. "
-                     + (f"`iptables -I INPUT -p 41 -j ACCEPT`" if cid == "proto41" else
-                        f"`iptables -I INPUT -p udp --dport {t.port} -j ACCEPT`")
-                     + "); a NAT in between must pass it (6in4 cannot cross most NATs: use WireGuard)")
-    asked = sum(n for (op, who), n in tally.arp.items() if op == 1 and who == remote)
-    answered = sum(n for (op, who), n in tally.arp.items() if op == 2 and who == remote)
-    if asked and not answered:
-        return Check(cid, FAIL, f"no {what} packet left {underlay}: {asked} ARP requests for {remote} unanswered "
-                     "(wrong remote address?)", f"ip tunnel change {t.name} remote <SERVER-IPV4>"
-                     if cid == "proto41" else f"check the remote address of {t.name}: `ip -d link show {t.name}`")
+        seen = f"{asked} encapsulated echo requests/NS left {underlay} for {remote} and no answer came back" if asked \
+            else f"{out} {what} packets sent to {remote} on {underlay}, none came back"
+        other = f" ({back} packets of its own did arrive: the path works only towards us)" if back else ""
+        allow = "iptables -I INPUT -p 41 -j ACCEPT" if cid == "proto41" else \
+            f"iptables -I INPUT -p {'gre' if 'GRE' in what else 'udp'}" + (f" --dport {t.port}" if t.port else "") \
+            + " -j ACCEPT"
+        return Check(cid, FAIL, f"{seen}{other}: {where}, a NAT or a firewall drops {what}, or the remote's "
+                     "tunnel points elsewhere", f"on {remote}: allow {what} from this host (e.g. `{allow}`); a NAT "
+                     "in between must pass it" + (" (6in4 cannot cross most NATs: use WireGuard)" if cid == "proto41" else ""))
+    asked_arp = sum(n for (op, who), n in tally.arp.items() if op == 1 and who == remote)
+    answered_arp = sum(n for (op, who), n in tally.arp.items() if op == 2 and who == remote)
+    if asked_arp and not answered_arp:
+        return Check(cid, FAIL, f"no {what} packet left {underlay}: {asked_arp} ARP requests for {remote} "
+                     "unanswered (wrong remote address?)", remote_fix(t, role))
+    others = sorted({d for (_, s, d) in tally.flows if d != remote and s != remote and d != t.local})
+    if others:
+        return Check(cid, WARN, f"{what} went to {', '.join(others)}, not the configured remote {remote} "
+                     "(learned forwarding entries hide the wrong remote)", remote_fix(t, role))
     return Check(cid, FAIL, f"no {what} packet to {remote} left {underlay} during the probes",
                  f"ip route get {remote}; ip -d link show {t.name}")
 
@@ -122,11 +155,19 @@ def reach(cid: str, target: str | None, probes: list[ProbeResult], peer_ok: bool
                  f"ping -6 -c3 {target}; see the other failed checks" + (f" of {tunnel}" if tunnel else ""))
 
 
-def pmtu(t: TunnelLink, peer: str | None, full: ProbeResult | None, largest: int | None) -> Check:
+def pmtu(t: TunnelLink, peer: str | None, full: ProbeResult | None, largest: int | None,
+         fragmented: int = 0) -> Check:
     """`full` is a don't-fragment probe the size of the tunnel MTU; `largest` the
-    biggest size that got an answer when it did not."""
+    biggest size that got an answer when it did not; `fragmented` how many
+    encapsulated packets the underlay split (the inner DF says nothing about the
+    outer header: VXLAN's default `df unset` lets IPv4 fragment it)."""
     if not peer or full is None:
         return Check("pmtu", SKIP, "peer not reachable: path MTU not probed")
+    if full.replied and fragmented:
+        best = (t.underlay_mtu or 0) - overhead(t)
+        return Check("pmtu", WARN, f"{full.size}-byte packets cross only because the underlay fragments them "
+                     f"({fragmented} fragmented): slower, and lost wherever fragments are dropped",
+                     f"ip link set dev {t.name} mtu {max(best, MIN_MTU)}" if best > 0 else "")
     if full.replied:
         return Check("pmtu", PASS, f"{full.size}-byte packets (the {t.name} MTU) cross the tunnel unfragmented")
     seen = f" (Packet Too Big: MTU {full.mtu})" if full.mtu else f" ({full.error})" if full.error else ""
@@ -136,29 +177,37 @@ def pmtu(t: TunnelLink, peer: str | None, full: ProbeResult | None, largest: int
     return Check("pmtu", WARN, f"{full.size}-byte packets got no answer{seen}, and neither did smaller ones")
 
 
+def _pair_check(tally: EncapTally, kind: str, a: str, b: str) -> Check:
+    """One tunnel flow between underlay addresses a and b, judged like the live
+    check: inner echo/NS that got no echo reply/NA decide; else packet counts."""
+    cid = "proto41" if kind in ("6in4", "ip6ip6") else "encap"
+    ab, ba = tally.flows[(kind, a, b)], tally.flows[(kind, b, a)]
+    errs = "; ".join(f"{s} sent back {n}x ICMP {e}" for (s, e, q, d, m), n in tally.icmp_errors.items()
+                     if d in (a, b) and e not in ("frag-needed", "ptb"))
+    note = f" ({errs})" if errs else ""
+    for src, dst in ((a, b), (b, a)):
+        asked, answered = tally.echo(src, dst, ASKS), tally.echo(dst, src, ANSWERS)
+        if asked and not answered:
+            own = tally.flows[(kind, dst, src)]
+            return Check(cid, FAIL, f"{kind}: {src} sent {asked} echo requests/NS to {dst}, no answer came back"
+                         + (f" ({own} packets of {dst}'s own did arrive: one-way)" if own else "") + note,
+                         f"on {dst}: check its tunnel's remote is {src} and its firewall passes {kind}")
+    if ab and ba:
+        return Check(cid, PASS, f"{kind}: {a} -> {b} {ab} packets, {b} -> {a} {ba}")
+    src, dst, n = (a, b, ab) if ab else (b, a, ba)
+    return Check(cid, FAIL, f"{kind}: {src} sent {n} packets to {dst}, none came back{note}",
+                 f"on {dst}: check its tunnel's remote is {src} and its firewall passes {kind}")
+
+
 def pcap_checks(tally: EncapTally) -> list[Check]:
     """Without the host's configuration: per tunnel flow, did anything come back;
-    were inner echoes answered; was a Packet Too Big / frag-needed seen."""
-    pairs: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for (kind, src, dst), n in tally.flows.items():
-        key = (kind, *sorted((src, dst)))
-        a_to_b, b_to_a = pairs.get(key, (0, 0))
-        pairs[key] = (a_to_b + n, b_to_a) if src == key[1] else (a_to_b, b_to_a + n)
-    out: list[Check] = []
+    were inner echoes answered; was a Packet Too Big / frag-needed seen, or did
+    the underlay fragment the tunnel's packets."""
+    pairs = sorted({(k, *sorted((s, d))) for (k, s, d) in tally.flows})
+    out: list[Check] = [_pair_check(tally, k, a, b) for k, a, b in pairs]
     if not pairs:
         out.append(Check("encap", FAIL, f"no encapsulated packets among {tally.packets} "
                          "(6in4, ip6ip6, GRE, VXLAN 4789/8472, WireGuard 51820)"))
-    for (kind, a, b), (ab, ba) in sorted(pairs.items()):
-        cid = "proto41" if kind in ("6in4", "ip6ip6") else "encap"
-        errs = [(s, e, n) for (s, e, q, d, m), n in tally.icmp_errors.items() if d in (a, b) and e != "frag-needed"]
-        if ab and ba:
-            out.append(Check(cid, PASS, f"{kind}: {a} -> {b} {ab} packets, {b} -> {a} {ba}"))
-        else:
-            src, dst, n = (a, b, ab) if ab else (b, a, ba)
-            note = "; ".join(f"{s} answered {k}x ICMP {e}" for s, e, k in errs)
-            out.append(Check(cid, FAIL, f"{kind}: {src} sent {n} packets to {dst}, none came back"
-                             + (f" ({note})" if note else ""),
-                             f"on {dst}: check its tunnel's remote is {src} and its firewall passes {kind}"))
     asked = len(tally.echo_requests)
     if asked:
         missing = tally.unanswered_echo()
@@ -168,11 +217,16 @@ def pcap_checks(tally: EncapTally) -> list[Check]:
         out.append(Check("reach-peer", SKIP, "no inner ICMPv6 echo in the capture"))
     too_big = [(s, m, n) for (s, m), n in tally.ptb.items()] + \
               [(s, m, n) for (s, e, q, d, m), n in tally.icmp_errors.items() if e in ("frag-needed", "ptb")]
+    split = sum(tally.fragmented.values())
     if too_big:
         s, m, n = min(too_big, key=lambda x: x[1] or 1 << 30)
         out.append(Check("pmtu", FAIL, f"{sum(x[2] for x in too_big)} Packet Too Big / fragmentation-needed "
                          f"messages, smallest MTU {m} from {s}", "ip link set dev <TUNNEL> mtu <that MTU minus "
                          "the tunnel overhead> (v6diag tunnel --iface <TUNNEL> says which)"))
+    elif split:
+        out.append(Check("pmtu", WARN, f"the underlay fragmented {split} encapsulated packets: the tunnel MTU is "
+                         "larger than the underlay can carry", "ip link set dev <TUNNEL> mtu <underlay MTU minus "
+                         "the tunnel overhead> (v6diag tunnel --iface <TUNNEL> says which)"))
     else:
-        out.append(Check("pmtu", PASS, "no Packet Too Big or fragmentation-needed seen"))
+        out.append(Check("pmtu", PASS, "no Packet Too Big, fragmentation-needed or fragmented tunnel packets seen"))
     return out

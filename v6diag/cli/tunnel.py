@@ -106,14 +106,14 @@ def _check(iface, role, ext, target, kind, live) -> dict:
             if t.kind == "wireguard" else DEFAULT_WG_PORTS
         r = tunnel_probe.run(peer, target, t.mtu, t.underlay, vx, wg)
         tally = r.tally if r.captured else None
-        encap = lv.encap_live(t, r.tally, t.remote, t.underlay if r.captured else None)
+        encap = lv.encap_live(t, r.tally, t.remote, t.underlay if r.captured else None, role)
         if static:  # the firewall verdict names the rule; the capture is the evidence
             encap = static.__class__(static.id, static.status, f"{static.message}; underlay: {encap.message}",
                                      static.fix)
         peer_ok = any(p.replied for p in r.peer)
         checks += [encap, lv.reach("reach-peer", peer, r.peer),
                    lv.reach("reach-target", target, r.target, peer_ok, role, iface),
-                   lv.pmtu(t, peer, r.full, r.largest)]
+                   lv.pmtu(t, peer, r.full, r.largest, sum(r.tally.fragmented.values()))]
     else:
         from v6diag.analyse.tunnel_facts import SKIP, Check
 

@@ -64,6 +64,7 @@ class Underlay:
     mtu: int | None = None
     arp_op: int | None = None  # 1 request, 2 reply
     size: int = 0
+    fragmented: bool = False  # the first piece of an IPv4 packet the underlay fragmented (MF set)
 
 
 def _v4(b: bytes) -> str:
@@ -120,7 +121,14 @@ def _ipv6(b: bytes) -> tuple[int, str, str, bytes] | None:
     nh, off = b[6], 40
     end = min(len(b), 40 + struct.unpack_from("!H", b, 4)[0])
     for _ in range(8):  # bounded: no more than 8 extension headers
-        if nh not in IPV6_SKIP or end < off + 8:
+        if end < off + 8:
+            break
+        if nh == 44:  # RFC 8200 4.5: only the first fragment holds the upper-layer header
+            if struct.unpack_from("!H", b, off + 2)[0] & 0xFFF8:
+                break
+            nh, off = b[off], off + 8
+            continue
+        if nh not in IPV6_SKIP:
             break
         nh, off = b[off], off + (b[off + 1] + 1) * 8
     return nh, _v6(b[8:24]), _v6(b[24:40]), b[off:end]
@@ -191,9 +199,10 @@ def underlay(linktype: int, data: bytes, vxlan_ports: tuple[int, ...] = (4789, 8
     if (proto == PROTO_ICMP and not v6) or (proto == PROTO_ICMPV6 and v6):
         return _icmp_error(proto, src, dst, payload, vxlan_ports, wg_ports, len(net)) or Underlay(None, src, dst)
     kind, port, extra = _tunnel_of(proto, payload, vxlan_ports, wg_ports, v6)
+    more_fragments = not v6 and bool(net[6] & 0x20)  # RFC 791 flags: MF
     if kind == "wireguard":
-        return Underlay(kind, src, dst, port, wg_type=extra, size=len(net))
-    return Underlay(kind, src, dst, port, inner=extra, size=len(net))
+        return Underlay(kind, src, dst, port, wg_type=extra, size=len(net), fragmented=more_fragments)
+    return Underlay(kind, src, dst, port, inner=extra, size=len(net), fragmented=more_fragments)
 
 
 def _icmp_error(proto, src, dst, payload, vxlan_ports, wg_ports, size) -> Underlay | None:
