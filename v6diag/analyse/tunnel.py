@@ -306,12 +306,13 @@ def encap_firewall(f: HostFacts) -> Check | None:
     if f.firewall is None:
         return None
     proto = {"sit": 41, "ip6tnl": 41, "gre": 47, "ip6gre": 47, "gretap": 47, "ip6gretap": 47}.get(t.kind, 17)
-    pkt = {"l4proto": proto, "iifname": t.underlay, "dport": t.port if proto == 17 else None, "reply": False}
+    src = t.remote if t.remote and t.remote not in ("0.0.0.0", "::") else None
+    pkt = {"l4proto": proto, "iifname": t.underlay, "dport": t.port if proto == 17 else None, "saddr": src,
+           "reply": False}
     fam = ("ip6", "inet") if t.underlay_family == 6 else ("ip", "inet")
     v, _ = fw.evaluate(f.firewall, "input", fam, pkt)
     if not v:
         return None
-    src = t.remote if t.remote and t.remote not in ("0.0.0.0", "::") else None
     return Check(encap_id(t.kind), FAIL, f"{v.chain} drops incoming {encap_name(t)} ({v.rule}): nothing comes "
                  "out of the tunnel", fw.allow_command(v, fam[0], "in", None, proto,
                                                         t.port if proto == 17 else None, src))

@@ -2,7 +2,7 @@
 (iptables-nft, Debian's default since buster, lands there too), pure.
 
 A packet is a dict of what we know about it: {"iifname", "oifname", "l4proto",
-"dport", "reply"}. Rules are walked in order through jumps; a rule decides only
+"dport", "saddr", "reply"}. Rules are walked in order through jumps; a rule decides only
 when every match in it is one we can evaluate and it is true (a rule with a match
 we cannot judge, e.g. on a source address, is passed over, and noted). All base
 chains on a hook must accept (a drop in any is final, nft(8) "BASE CHAINS").
@@ -47,6 +47,8 @@ def _left_key(left) -> str | None:
             return "l4proto"
         if p.get("field") == "dport" and p.get("protocol") in ("udp", "th"):
             return "dport"
+        if p.get("field") == "saddr" and p.get("protocol") in ("ip", "ip6"):
+            return "saddr"
     if "ct" in left and left["ct"].get("key") == "state":
         return "ct"
     return None
@@ -65,8 +67,20 @@ def _match(m: dict, pkt: dict) -> bool | None:
         have = pkt.get(key)
         if have is None:
             return None
-        hit = have in right if isinstance(right, list) else have == right
+        hit = any(_equal(key, have, r) for r in (right if isinstance(right, list) else [right]))
     return (not hit) if op == "!=" else hit
+
+
+def _equal(key: str, have, right) -> bool:
+    if key == "saddr":  # an address, or {"prefix": {"addr", "len"}}
+        import ipaddress
+
+        try:
+            net = f"{right['prefix']['addr']}/{right['prefix']['len']}" if isinstance(right, dict) else str(right)
+            return ipaddress.ip_address(have) in ipaddress.ip_network(net, strict=False)
+        except (ValueError, KeyError, TypeError):
+            return False
+    return have == right
 
 
 def _xt(xt: dict, pkt: dict) -> bool | None:
