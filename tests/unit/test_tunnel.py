@@ -298,3 +298,25 @@ def test_usage_errors_are_one_line(v6diag_cmd):
                        (["tunnel", "--pcap", "x.pcap", "-i", "t0"], "--pcap reads a capture")):
         r = subprocess.run([*v6diag_cmd, *args], capture_output=True, text=True)
         assert r.returncode == 2 and text in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+SIT_TRUTH = {t["file"]: t for t in json.loads((PCAPS / "tunnel-sit.truth.json").read_text())}
+
+
+@pytest.mark.parametrize("name", sorted(SIT_TRUTH))
+def test_sit_captures_from_the_stock_kernel(name):
+    """Recorded in the tests/kernel guest (real sit, protocol 41)."""
+    truth = SIT_TRUTH[name]
+    _, r = _pcap_report(name)
+    got = {c["id"]: c for c in r["checks"]}
+    assert {f["kind"] for f in r["underlay"]["flows"]} == {"6in4"}
+    sent = truth["live_underlay"]["echo_requests"]
+    assert r["underlay"]["echo_requests"] == sent  # every probe v6diag sent live is in the capture
+    if truth["faults"] == ["drop-encap"]:
+        assert got["proto41"]["status"] == "fail" and got["reach-peer"]["status"] == "fail"
+        assert got["proto41"]["message"] == (f"6in4: {truth['client_underlay']} sent {sent} echo requests/NS to "
+                                             f"{truth['server_underlay']}, no answer came back")
+        assert "passes protocol 41" in got["proto41"]["fix"]
+    else:
+        assert r["ok"] and got["proto41"]["status"] == "pass"
+        assert got["reach-peer"]["message"] == f"{sent}/{sent} inner ICMPv6 echo requests answered"

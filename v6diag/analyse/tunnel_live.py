@@ -181,6 +181,7 @@ def _pair_check(tally: EncapTally, kind: str, a: str, b: str) -> Check:
     """One tunnel flow between underlay addresses a and b, judged like the live
     check: inner echo/NS that got no echo reply/NA decide; else packet counts."""
     cid = "proto41" if kind in ("6in4", "ip6ip6") else "encap"
+    what = "protocol 41" if cid == "proto41" else kind
     ab, ba = tally.flows[(kind, a, b)], tally.flows[(kind, b, a)]
     errs = "; ".join(f"{s} sent back {n}x ICMP {e}" for (s, e, q, d, m), n in tally.icmp_errors.items()
                      if d in (a, b) and e not in ("frag-needed", "ptb"))
@@ -191,12 +192,12 @@ def _pair_check(tally: EncapTally, kind: str, a: str, b: str) -> Check:
             own = tally.flows[(kind, dst, src)]
             return Check(cid, FAIL, f"{kind}: {src} sent {asked} echo requests/NS to {dst}, no answer came back"
                          + (f" ({own} packets of {dst}'s own did arrive: one-way)" if own else "") + note,
-                         f"on {dst}: check its tunnel's remote is {src} and its firewall passes {kind}")
+                         f"on {dst}: check its tunnel's remote is {src} and its firewall passes {what}")
     if ab and ba:
         return Check(cid, PASS, f"{kind}: {a} -> {b} {ab} packets, {b} -> {a} {ba}")
     src, dst, n = (a, b, ab) if ab else (b, a, ba)
     return Check(cid, FAIL, f"{kind}: {src} sent {n} packets to {dst}, none came back{note}",
-                 f"on {dst}: check its tunnel's remote is {src} and its firewall passes {kind}")
+                 f"on {dst}: check its tunnel's remote is {src} and its firewall passes {what}")
 
 
 def pcap_checks(tally: EncapTally) -> list[Check]:

@@ -121,8 +121,9 @@ def _wg_peers(name: str) -> tuple[int | None, list[WgPeer]]:
                     endpoint = f"[{ep['addr']}]:{ep['port']}" if ":" in ep["addr"] else f"{ep['addr']}:{ep['port']}"
                 hs = p.get_attr("WGPEER_A_LAST_HANDSHAKE_TIME")
                 ips = [a["addr"] for a in p.get_attr("WGPEER_A_ALLOWEDIPS") or [] if a.get("addr")]
-                key = p.get_attr("WGPEER_A_PUBLIC_KEY")
-                key = key["value"].decode() if isinstance(key, dict) else str(key)
+                key = p.get_attr("WGPEER_A_PUBLIC_KEY")  # pyroute2 0.9: base64 bytes
+                key = key.get("value", b"") if isinstance(key, dict) else key
+                key = key.decode() if isinstance(key, bytes) else str(key)
                 peers.append(WgPeer(key, endpoint, float(hs["tv_sec"]) if hs else 0.0, tuple(ips)))
         return port, peers
     except Exception:  # noqa: BLE001 - fall back to the tool; its errors are reported below
