@@ -51,8 +51,9 @@ class TunnelBrokerLab(NamespaceLab):
         for ns in (self.up, self.srv, self.cli):
             sh("ip", "netns", "add", ns)
             self._made.append(ns)
-        sh("ip", "-n", self.up, "link", "add", "e0", "type", "veth", "peer", "name", "e0", "netns", self.srv)
-        sh("ip", "-n", self.srv, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", self.cli)
+        # e0: upstream <-> server (IPv6); u0: server <-> client (the IPv4 underlay)
+        for a, b, link in ((self.up, self.srv, "e0"), (self.srv, self.cli, "u0")):
+            sh("ip", "-n", a, "link", "add", link, "type", "veth", "peer", "name", link, "netns", b)
         nodad = "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"
         self.sh_in(self.up, f"""{nodad}; sysctl -qw net.ipv6.conf.e0.accept_dad=0
             ip link set lo up; ip link set e0 up; ip addr add {UPSTREAM}/64 dev e0 nodad""")

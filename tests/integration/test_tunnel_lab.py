@@ -6,6 +6,7 @@ and running the printed fix in the namespace makes the check pass again."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -95,7 +96,7 @@ def test_wrong_remote():
 
 
 def _ns() -> str:
-    name = f"v6tk{subprocess.os.getpid() % 100000}"
+    name = f"v6tk{os.getpid() % 100000}"
     sh("ip", "netns", "add", name)
     return name
 

@@ -4,6 +4,7 @@ server side, and print the command that fixes each failure."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import List, Optional
 
 import typer
@@ -108,8 +109,7 @@ def _check(iface, role, ext, target, kind, live) -> dict:
         tally = r.tally if r.captured else None
         encap = lv.encap_live(t, r.tally, t.remote, t.underlay if r.captured else None, role)
         if static:  # the firewall verdict names the rule; the capture is the evidence
-            encap = static.__class__(static.id, static.status, f"{static.message}; underlay: {encap.message}",
-                                     static.fix)
+            encap = replace(static, message=f"{static.message}; underlay: {encap.message}")
         peer_ok = any(p.replied for p in r.peer)
         checks += [encap, lv.reach("reach-peer", peer, r.peer),
                    lv.reach("reach-target", target, r.target, peer_ok, role, iface),

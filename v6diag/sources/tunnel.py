@@ -196,6 +196,7 @@ def read(name: str, kind_hint: str | None, ext: str | None, target: str | None) 
             t.encap_limit = not flags & IP6_TNL_F_IGN_ENCAP_LIMIT
         if kind.startswith(("gre", "ip6gre")):
             oflags = _data(info, kind, "OFLAGS") or 0
+            oflags = oflags if isinstance(oflags, int) else getattr(oflags, "value", 0)  # pyroute2 gre_flags
             t.gre_extra = 4 * sum(1 for bit in (GRE_CSUM, GRE_KEY, GRE_SEQ) if oflags & bit)
         if kind == "wireguard":
             t.port, t.peers = _wg_peers(name)

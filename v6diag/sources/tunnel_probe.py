@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 from v6diag.analyse.tunnel_facts import ProbeResult
 from v6diag.analyse.tunnel_live import EncapTally
+from v6diag.decode.encap import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from v6diag.decode.encap import underlay as decode_underlay
 from v6diag.errors import PrivilegeError
 
 IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_MTU, IPV6_DONTFRAG = 23, 2, 24, 62
 ECHO_REQUEST, ECHO_REPLY, PTB, UNREACH = 128, 129, 2, 1
 MIN_MTU = 1280
+ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
 
 
 class Pinger:
@@ -151,7 +153,11 @@ class UnderlayCapture:
 
         self.tally = EncapTally()
         self.ports = vxlan_ports, wg_ports
-        self.sock = PacketSocket(ifname, netlink.link(ifname).index, protocol=ETH_P_ALL, allmulti=False)
+        link = netlink.link(ifname)
+        # packet(7): SOCK_RAW frames carry the device's own link header; Ethernet and
+        # loopback have one, PPP and tunnels (a WireGuard underlay...) start at IP
+        self.linktype = LINKTYPE_ETHERNET if link.ifi_type in (ARPHRD_ETHER, ARPHRD_LOOPBACK) else LINKTYPE_RAW
+        self.sock = PacketSocket(ifname, link.index, protocol=ETH_P_ALL, allmulti=False)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -160,7 +166,7 @@ class UnderlayCapture:
             if self.stop.is_set():
                 return
             if frame is not None:
-                self.tally.feed(decode_underlay(frame.linktype, frame.data, *self.ports), frame.ts)
+                self.tally.feed(decode_underlay(self.linktype, frame.data, *self.ports), frame.ts)
 
     def __enter__(self):
         self.thread.start()
