@@ -137,3 +137,19 @@ def test_not_a_tunnel_missing_interface_and_not_root():
     report = json.loads(config_only.stdout)  # without privileges the configuration is still checked
     assert config_only.returncode == 0 and report["ok"] and by_id(report)["mtu"]["status"] == "pass"
     assert by_id(report)["reach-peer"]["status"] == "skip"
+
+
+@pytest.mark.parametrize("sysctls,fix", [
+    # the seed's advice, per-interface forwarding: ip6_forward() reads only conf/all
+    ("all.forwarding=0 net.ipv6.conf.e0.forwarding=1 net.ipv6.conf.tun0.forwarding=1",
+     "sysctl -w net.ipv6.conf.all.forwarding=1"),
+    # all on, the external interface off: ndisc_recv_ns() will not answer proxied NS there
+    ("all.forwarding=1 net.ipv6.conf.e0.forwarding=0", "sysctl -w net.ipv6.conf.e0.forwarding=1"),
+], ids=["per-interface-only", "external-off"])
+def test_forwarding_that_looks_on_but_is_not(sysctls, fix):
+    with TunnelBrokerLab("vxlan") as lab:
+        lab.sh_in(lab.srv, "sysctl -qw net.ipv6.conf." + sysctls)
+        _, srv = lab.check("srv", "--no-live")
+        _, cli = lab.check("cli", "--target", UPSTREAM)
+    assert by_id(srv)["forwarding"]["status"] == "fail" and by_id(srv)["forwarding"]["fix"] == fix, srv
+    assert failing(cli) == {"reach-target"}, cli  # the kernel really does not forward / proxy
