@@ -320,3 +320,11 @@ def test_sit_captures_from_the_stock_kernel(name):
     else:
         assert r["ok"] and got["proto41"]["status"] == "pass"
         assert got["reach-peer"]["message"] == f"{sent}/{sent} inner ICMPv6 echo requests answered"
+
+
+def test_tunnel_kind_from_interface_name_and_module_names():
+    from v6diag.sources.tunnel_kinds import MODULES, kind_from_name
+
+    assert [kind_from_name(n) for n in ("he-ipv6", "sit-ipv6", "wg0", "vxlan100", "ip6tnl1", "eth0")] == \
+        ["sit", "sit", "wireguard", "vxlan", "ip6tnl", None]
+    assert MODULES["ip6tnl"][0] == "ip6_tunnel" and MODULES["sit"] == ("sit", "CONFIG_IPV6_SIT")

@@ -15,6 +15,7 @@ ENCAP_KINDS = ("6in4", "ip6ip6", "gre", "vxlan", "wireguard")
 # Inner ICMPv6 that asks (echo request; NS, which an Ethernet tunnel like VXLAN
 # sends before any echo) and that answers (echo reply; NA)
 ASKS, ANSWERS = (128, 135), (129, 136)
+MAX_ECHO = 100_000  # echo requests paired at most: memory stays bounded on long captures
 
 
 @dataclass
@@ -43,7 +44,7 @@ class EncapTally:
             i = u.inner
             if i is not None and i.icmp_type in ASKS + ANSWERS:
                 self.echo_flows[(u.src, u.dst, i.icmp_type)] += 1
-            if i is not None and i.icmp_type == 128:
+            if i is not None and i.icmp_type == 128 and len(self.echo_requests) < MAX_ECHO:
                 self.echo_requests.setdefault((i.src, i.dst, i.echo_id, i.echo_seq), ts)
             elif i is not None and i.icmp_type == 129:
                 self.echo_replies.add((i.dst, i.src, i.echo_id, i.echo_seq))

@@ -17,6 +17,7 @@ bounded by the lengths in the headers, never raising on garbage.
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -72,9 +73,7 @@ def _v4(b: bytes) -> str:
 
 
 def _v6(b: bytes) -> str:
-    import ipaddress
-
-    return ipaddress.IPv6Address(b).compressed
+    return socket.inet_ntop(socket.AF_INET6, b)  # RFC 5952 text, ~10x faster than ipaddress
 
 
 _ICMP4_ERRORS = {(3, 0): "net-unreachable", (3, 1): "host-unreachable", (3, 2): "protocol-unreachable",
