@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 # (cause, any of these functions on the stack); first match wins, most specific first
 STACK_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("userspace-flush", ("ctnetlink_flush_conntrack",)),
+    ("netlink-iterate", ("nf_ct_iterate_cleanup", "nf_ct_iterate_cleanup_net")),  # see classify()
     ("userspace-delete", ("ctnetlink_del_conntrack",)),
     ("masquerade-cleanup", ("masq_device_event", "masq_inet_event", "masq_inet6_event",
                             "nf_nat_masq_schedule", "iterate_cleanup_work")),
@@ -61,13 +62,49 @@ def classify(stack: list[str], expired: bool, tcp_seen_reply: bool | None = None
     expiry at probe time, not from the stack (attribution rule in the context)."""
     if expired:
         return "timeout"
-    names = {f.split("+")[0] for f in stack}
+    names = frame_names(stack)
     for cause, funcs in STACK_RULES:
         if names.intersection(funcs):
+            if cause == "netlink-iterate":
+                # 6.1 inlines ctnetlink_flush_conntrack into ctnetlink_del_conntrack:
+                # a walk over the table under it is a flush (recorded on 6.1.0-56)
+                if "ctnetlink_del_conntrack" in names:
+                    return "userspace-flush"
+                continue
             if cause == "tcp":
                 return "tcp-rst" if tcp_seen_reply is False else "tcp-reopen"
             return cause
     return "other"
+
+
+# softirq frames mean the packet path; workqueue frames a kworker (GC, masquerade
+# cleanup); otherwise a process called in (netlink from userspace, netns teardown)
+SOFTIRQ_FRAMES = {"__do_softirq", "net_rx_action", "do_softirq", "__local_bh_enable_ip", "irq_exit_rcu",
+                  "__netif_receive_skb", "process_backlog"}
+WORKQUEUE_FRAMES = {"process_one_work", "worker_thread"}
+
+
+def frame_names(stack: list[str]) -> set[str]:
+    """Function names without offsets or GCC clone suffixes (do_softirq.part.0)."""
+    return {f.split("+")[0].split(".")[0] for f in stack}
+
+
+def context(stack: list[str], comm: str | None) -> str:
+    names = frame_names(stack)
+    if names & SOFTIRQ_FRAMES:
+        return "softirq"
+    if names & WORKQUEUE_FRAMES or (comm or "").startswith("kworker"):
+        return "kworker"
+    return "process"
+
+
+def explain(ev: dict) -> dict:
+    """Adds cause, context, explanation and fix to one event from the BPF source."""
+    stack = ev.get("stack") or []
+    cause = classify(stack, bool(ev.get("expired")), tcp_seen_reply="seen_reply" in ev.get("status", []))
+    ev.update(cause=cause, context=context(stack, ev.get("comm")),
+              explanation=CAUSES[cause][0], fix=CAUSES[cause][1])
+    return ev
 
 
 @dataclass

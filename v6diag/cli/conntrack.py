@@ -1,12 +1,13 @@
 """`v6diag conntrack`: explain why the kernel destroys conntrack entries.
 
-This build has the netlink path only: where bcc, kernel headers or kprobes are
-missing (as on the CI kernel) it says which and reports DESTROY events from
-ctnetlink with cause "unknown". The kprobe/BPF path (bpf/, the qemu kernel
-harness) is the open part of issue 5."""
+A bcc program (bpf/conntrack_delete.c) on nf_ct_delete gives each destruction's
+kernel stack and the entry's state; analyse.conntrack names the cause. Where the
+BPF path cannot run, say exactly what is missing and fall back to ctnetlink
+DESTROY events (what was destroyed, cause "unknown")."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import Optional
 import typer
 
 from v6diag.cli.app import Options, app, stderr, stdout
-from v6diag.errors import EXIT_OK, UnavailableError, UsageError
+from v6diag.errors import EXIT_OK, PrivilegeError, UnavailableError, UsageError
+
+PROBES = ("auto", "kprobe", "fentry", "netlink")
+PROTO_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132, "udplite": 136, "gre": 47}
 
 
 @app.command()
@@ -26,17 +30,17 @@ def conntrack(
     port: Optional[int] = typer.Option(None, "--port", help="Only entries with this port on either side."),
     proto: Optional[str] = typer.Option(None, "--proto", help="tcp, udp, icmp, icmpv6..."),
     mark: Optional[int] = typer.Option(None, "--mark", help="Only entries with this conntrack mark."),
-    netns: Optional[str] = typer.Option(None, "--netns", help="Watch this network namespace (ip netns name)."),
+    netns: Optional[str] = typer.Option(None, "--netns", help="Only this network namespace (ip netns name)."),
     show_all: bool = typer.Option(False, "--all", help="Also print expected noise (timeouts) line by line."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds to watch (default: until Ctrl-C)."),
-    ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="Create this file once listening."),
+    ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="Create this file once probes are attached."),
+    probe: str = typer.Option("auto", "--probe", help="auto, kprobe, fentry, or netlink (no cause)."),
+    ebpf: bool = typer.Option(False, "--ebpf", hidden=True, help="Print the BPF C file and cflags, then exit."),
     json_out: bool = typer.Option(False, "--json", help="NDJSON: one object per event, then a summary."),
 ) -> int:
     """Watch conntrack entries being destroyed and say why."""
-    from v6diag.analyse.conntrack import CAUSES, Filter, Summary
-    from v6diag.render import json as jsonr
-    from v6diag.sources import bpf_features
-    from v6diag.sources.conntrack_netlink import DestroyEvents
+    from v6diag.analyse.conntrack import Filter, Summary
+    from v6diag.sources import conntrack_bpf
 
     opts: Options = ctx.obj
     as_json = json_out or opts.json
@@ -44,67 +48,122 @@ def conntrack(
         raise UsageError("--duration must be between 0 and 86400 seconds")
     if port is not None and not 0 < port < 65536:
         raise UsageError("--port must be 1-65535")
-    err, out = stderr(), stdout()
-    if netns:
-        _enter_netns(netns)
-    missing = bpf_features.missing()
-    if not missing:
-        missing = ["the kprobe/BPF path is not built into this version of v6diag yet"]
-    err.print("v6diag: " + "; ".join(missing) + "; falling back to conntrack netlink DESTROY events "
-              "(what is destroyed, not why)", highlight=False, soft_wrap=True)
-    flt = Filter(port=port, proto=proto.lower() if proto else None, mark=mark, src=src, dst=dst)
+    if mark is not None and not 0 <= mark < 1 << 32:
+        raise UsageError("--mark must fit in 32 bits")
+    if probe not in PROBES:
+        raise UsageError(f"--probe must be one of {', '.join(PROBES)}")
+    proto = proto.lower() if proto else None
+    if proto and proto not in PROTO_NUMBERS and not proto.isdigit():
+        raise UsageError(f"unknown protocol {proto!r}", hint="tcp, udp, icmp, icmpv6, sctp, udplite, gre or a number")
+    netns_inode = _netns_inode(netns) if netns else None
+    kfilter = conntrack_bpf.KernelFilter(port=port, mark=mark, netns=netns_inode,
+                                         proto=PROTO_NUMBERS.get(proto, int(proto) if proto and proto.isdigit() else None))
+    if ebpf:
+        print(f"# {conntrack_bpf.SOURCE}\n# cflags: {' '.join(conntrack_bpf.cflags('kprobe', kfilter))}")
+        print(conntrack_bpf.SOURCE.read_text(), end="")
+        return EXIT_OK
+    err = stderr()
+    source, mode, missing = _open_source(probe, kfilter, netns, err)
+    flt = Filter(port=port, proto=proto, mark=mark, src=src, dst=dst)
+    from v6diag.render.conntrack_human import EventPrinter
+
+    printer = EventPrinter(stdout(), as_json=as_json, show_all=show_all)
     summary = Summary()
-    events = DestroyEvents()
     start = time.monotonic()
     try:
         if ready_file:
-            ready_file.write_text("netlink\n")
-        err.print(f"watching conntrack{' in ' + netns if netns else ''}" +
+            ready_file.write_text(mode + "\n")
+        err.print(f"watching conntrack ({mode}){' in ' + netns if netns else ''}" +
                   (f" for {duration:g} s" if duration else "; Ctrl-C to stop"), highlight=False)
-        for ev in events.events(None if duration is None else start + duration):
+        for ev in source.events(None if duration is None else start + duration):
             if ev is None or not flt.match(ev):
                 continue
-            ev.update(cause="unknown", comm=None, stack=[], mode="netlink")
+            _explain(ev, mode)
             summary.add(ev["cause"])
-            if as_json:
-                print(jsonr.dumps(ev, stream=True), flush=True)
-            elif show_all or ev["cause"] != "timeout":
-                out.print(_line(ev), highlight=False, soft_wrap=True)
+            printer.event(ev)
     except KeyboardInterrupt:
-        pass  # Ctrl-C ends watching; the summary follows
+        pass  # Ctrl-C ends watching; the summary follows, probes are detached in finally
     finally:
-        events.close()
-    result = {"summary": True, "mode": "netlink", "missing": missing, "events": summary.events,
-              "lost": events.lost, "causes": dict(summary.causes), "duration_s": round(time.monotonic() - start, 3)}
-    if as_json:
-        print(jsonr.dumps(result, stream=True), flush=True)
-    else:
-        out.print(f"{summary.events} entries destroyed" + (f", {events.lost} event batches lost (ENOBUFS)"
-                                                           if events.lost else ""), highlight=False)
-        for cause, n in summary.causes.most_common():
-            out.print(f"  {n:6d} {cause}: {CAUSES[cause][0]}", highlight=False)
+        lost = source.dropped() if hasattr(source, "dropped") else source.lost
+        source.close()
+    printer.summary({"summary": True, "mode": mode, "missing": missing, "events": summary.events, "lost": lost,
+                     "causes": dict(summary.causes), "duration_s": round(time.monotonic() - start, 3)})
     return EXIT_OK
 
 
-def _line(ev: dict) -> str:
-    o, r = ev["orig"], ev["reply"]
-    ports = f" {o.get('sport')}->{o.get('dport')}" if o.get("sport") is not None else ""
-    nat = f" (reply {r.get('src')} -> {r.get('dst')})" if r and (r.get("src"), r.get("dst")) != (o.get("dst"), o.get("src")) else ""
-    when = time.strftime("%H:%M:%S", time.localtime(ev["time"]))
-    return (f"{when} DESTROY {ev['proto']} {o.get('src')} -> {o.get('dst')}{ports}{nat} mark={ev['mark']} "
-            f"[{','.join(ev['status'])}] cause={ev['cause']}")
+def _explain(ev: dict, mode: str) -> None:
+    from v6diag.analyse.conntrack import CAUSES, explain
+
+    if mode == "netlink":
+        ev.update(cause="unknown", comm=None, pid=None, stack=[], context=None, netns=None, expired=None,
+                  tcp_state=None, explanation=CAUSES["unknown"][0], fix=CAUSES["unknown"][1], mode=mode)
+    else:
+        explain(ev)
+
+
+def _open_source(probe: str, kfilter, netns: str | None, err):
+    """(event source, mode, what the BPF path lacks). Explicit --probe kprobe/fentry
+    fails when impossible; auto falls back to netlink and says why."""
+    from v6diag.sources import bpf_features, conntrack_bpf
+
+    missing: list[str] = []
+    if probe != "netlink":
+        missing = bpf_features.missing_for_bcc()
+        have_bcc = not any(m.startswith("bcc ") for m in missing)
+        no_kprobes = "kprobes unavailable on this kernel (no kprobe event source: CONFIG_KPROBES off?)"
+        mode, tried = probe, ""
+        if probe == "auto":
+            if bpf_features.kprobes_available():
+                mode = "kprobe"
+            elif have_bcc and not conntrack_bpf.fentry_blocker():
+                mode, tried = "fentry", no_kprobes + "; tried fentry instead"
+            else:
+                missing.insert(0, no_kprobes + (f"; {conntrack_bpf.fentry_blocker()}" if have_bcc else ""))
+        elif probe == "kprobe" and not bpf_features.kprobes_available():
+            missing.insert(0, no_kprobes)
+        elif probe == "fentry" and have_bcc and conntrack_bpf.fentry_blocker():
+            missing.insert(0, conntrack_bpf.fentry_blocker())
+        if not missing:
+            if os.geteuid() != 0:
+                raise PrivilegeError("CAP_BPF and CAP_PERFMON (or root)", "loading the BPF probe")
+            try:
+                if conntrack_bpf.ensure_conntrack_loaded():
+                    err.print("v6diag: loaded nf_conntrack (nf_ct_delete lives there)", highlight=False)
+                err.print(f"compiling and attaching the {mode} probe on nf_ct_delete "
+                          "(seconds; a minute or more on slow or emulated CPUs)...", highlight=False)
+                return conntrack_bpf.BpfDeleteEvents(mode, kfilter), mode, []
+            except UnavailableError as e:
+                if probe != "auto":
+                    raise
+                missing += [tried, str(e)] if tried else [str(e)]
+        elif probe != "auto":
+            raise UnavailableError(f"cannot use --probe {probe}: " + "; ".join(missing))
+        elif tried:
+            missing.insert(0, no_kprobes)
+    if missing:
+        err.print("v6diag: " + "; ".join(missing) + "; falling back to conntrack netlink DESTROY events "
+                  "(what is destroyed, not why)", highlight=False, soft_wrap=True)
+    if netns:
+        _enter_netns(netns)
+    from v6diag.sources.conntrack_netlink import DestroyEvents
+
+    return DestroyEvents(), "netlink", missing
+
+
+def _netns_inode(name: str) -> int:
+    path = Path(f"/run/netns/{name}")
+    if not path.exists():
+        raise UsageError(f"no such network namespace: {name}", hint="list them with `ip netns list`")
+    return os.stat(path).st_ino
 
 
 def _enter_netns(name: str) -> None:
+    # ctnetlink reports only the namespace its socket lives in
     from pyroute2 import netns
 
-    if not Path(f"/run/netns/{name}").exists():
-        raise UsageError(f"no such network namespace: {name}", hint="list them with `ip netns list`")
     try:
         netns.setns(name)
     except PermissionError as e:
-        from v6diag.errors import PrivilegeError
-
         raise PrivilegeError("CAP_SYS_ADMIN", f"entering network namespace {name}") from e
     except OSError as e:
         raise UnavailableError(f"cannot enter network namespace {name}: {e.strerror}") from e

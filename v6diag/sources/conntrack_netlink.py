@@ -20,11 +20,20 @@ IPCTNL_MSG_CT_DELETE = 2
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 136: "udplite"}
 
 
-def _status_names() -> dict[int, str]:
+def status_names() -> dict[int, str]:
+    """IPS_* status bits by value, from pyroute2 (a maintained copy, not ours)."""
     from pyroute2.netlink.nfnetlink import nfctsocket
 
     return {v: k[4:].lower() for k, v in vars(nfctsocket).items()
             if k.startswith("IPS_") and isinstance(v, int) and v and v & (v - 1) == 0}
+
+
+def tcp_state_names() -> dict[int, str]:
+    """TCP_CONNTRACK_* states by value (include/uapi/linux/netfilter/nf_conntrack_tcp.h)."""
+    from pyroute2.netlink.nfnetlink import nfctsocket
+
+    return {v: k[14:].lower() for k, v in vars(nfctsocket).items()
+            if k.startswith("TCP_CONNTRACK_") and isinstance(v, int)}
 
 
 class DestroyEvents:
@@ -41,7 +50,7 @@ class DestroyEvents:
             raise
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.lost = 0
-        self._status = _status_names()
+        self._status = status_names()
 
     def events(self, deadline: float | None) -> Iterator[dict | None]:
         """Yields one dict per destroyed entry, None on idle ticks (for progress)."""

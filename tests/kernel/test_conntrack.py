@@ -1,0 +1,206 @@
+"""`v6diag conntrack` with its kprobe on nf_ct_delete, on the booted stock kernel:
+real reproductions of each way the kernel destroys entries, classified from the
+real kernel stacks. One watcher (one compile) serves the whole module; each test
+finds its own events by its namespace's inode. What each test saw is written as
+a fixture (tests/fixtures/conntrack/) for the root-free classifier tests."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import require_root, require_tools
+from tests.kernel.conftest import record_fixture
+from tests.kernel.conntrack_lab import ECHO_CLIENT, ECHO_SERVER, Watcher, dual_wan, netns_inode, two_hosts
+
+SEND_UDP = """
+import socket, sys, time
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM); s.bind(("", int(sys.argv[3])))
+for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2]))); time.sleep(float(sys.argv[5]) if len(sys.argv) > 5 else 0)
+"""
+RECORDED = ("time", "family", "orig", "reply", "proto", "mark", "zone", "status", "tcp_state", "expired",
+            "timeout_left_jiffies", "comm", "stack")
+
+
+@pytest.fixture(scope="module")
+def watcher(v6diag_module_cmd, tmp_path_factory):
+    require_root()
+    require_tools("conntrack", "iptables", "ip6tables")
+    w = Watcher(v6diag_module_cmd, tmp_path_factory.mktemp("watch"))
+    try:
+        mode = w.wait_ready()
+        assert mode == "kprobe", w.stderr()
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def v6diag_module_cmd():
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "v6diag"
+    return [str(exe)]
+
+
+def prefix(tag: str) -> str:
+    return f"k{os.getpid() % 10000}{tag}"
+
+
+def record(scenario: str, expected: str, events: list[dict]) -> None:
+    record_fixture(f"conntrack-{scenario}", {
+        "kernel": platform.release(), "scenario": scenario, "expected_cause": expected,
+        "events": [{k: e.get(k) for k in RECORDED} for e in events]})
+
+
+def in_ns(lab, short):
+    inode = netns_inode(lab.name(short))
+    return lambda e: e.get("netns") == inode
+
+
+def test_conntrack_delete_is_userspace_delete_ipv4_and_ipv6(watcher):
+    with two_hosts(prefix("d")) as lab:
+        ns = in_ns(lab, "h")
+        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4001", "40001", check=True)
+        lab.run("h", "python3", "-c", SEND_UDP, "fd00:c7::2", "4001", "40001", check=True)
+        assert "4001" in lab.run("h", "conntrack", "-L").stdout
+        lab.run("h", "conntrack", "-D", "-f", "ipv4", "-p", "udp", "--dport", "4001", check=True)
+        lab.run("h", "conntrack", "-D", "-f", "ipv6", "-p", "udp", "--dport", "4001", check=True)
+        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4001)
+        by_family = {e["family"]: e for e in got}
+        assert set(by_family) == {"ipv4", "ipv6"}, got
+        for e in got:
+            assert e["cause"] == "userspace-delete" and e["comm"] == "conntrack" and e["context"] == "process"
+            assert "ctnetlink_del_conntrack" in e["stack"] and not e["expired"]
+        assert by_family["ipv6"]["orig"]["dst"] == "fd00:c7::2" and by_family["ipv6"]["orig"]["sport"] == 40001
+        assert by_family["ipv4"]["reply"] == {"src": "10.9.0.2", "dst": "10.9.0.1", "sport": 4001, "dport": 40001,
+                                              "proto": "udp"}
+        record("delete", "userspace-delete", got)
+
+
+def test_conntrack_flush_is_userspace_flush(watcher):
+    with two_hosts(prefix("f")) as lab:
+        ns = in_ns(lab, "h")
+        for port in ("4101", "4102", "4103"):
+            lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
+        lab.run("h", "conntrack", "-F", check=True)
+        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") in (4101, 4102, 4103))
+        assert sorted(e["orig"]["dport"] for e in got) == [4101, 4102, 4103]
+        assert {e["cause"] for e in got} == {"userspace-flush"}, [e["stack"] for e in got]
+        record("flush", "userspace-flush", got)
+
+
+def test_udp_timeout_is_timeout_not_shouted(watcher):
+    with two_hosts(prefix("t")) as lab:
+        ns = in_ns(lab, "h")
+        lab.run("h", "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1", check=True)
+        # one packet, 3 s of silence, then the same 5-tuple again: the stale entry is
+        # reaped, by the GC worker or lazily when the second packet looks it up
+        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4201", "42001", "2", "3", check=True)
+        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4201, timeout=90)
+        assert got and got[0]["cause"] == "timeout" and got[0]["expired"], got
+        assert got[0]["context"] in ("softirq", "kworker", "process")
+        record("udp-timeout", "timeout", got[:1])
+
+
+def test_rst_before_any_reply_is_tcp_rst(watcher):
+    with two_hosts(prefix("r")) as lab:
+        ns = in_ns(lab, "h")
+        r = lab.run("h", "python3", "-c", ECHO_CLIENT, "10.9.0.2", "4301", "1")
+        assert "Connection refused" in r.stderr  # p has no listener on 4301: its kernel answers RST
+        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4301)
+        assert len(got) == 1 and got[0]["cause"] == "tcp-rst", got
+        assert got[0]["tcp_state"] == "close" and "seen_reply" not in got[0]["status"]
+        assert got[0]["context"] == "softirq"
+        record("tcp-rst", "tcp-rst", got)
+
+
+def _dual_wan_flow(lab, src: str, rounds: int = 5) -> int:
+    lab.spawn("inet", "python3", "-c", ECHO_SERVER, "203.0.113.80", "8080")
+    time.sleep(1.5)
+    r = lab.run("cl", "python3", "-c", ECHO_CLIENT.replace("create_connection((", f"create_connection(source_address=('{src}', 0), address=(") ,
+                "203.0.113.80", "8080", str(rounds), timeout=120)
+    return int(r.stdout.strip() or 0)
+
+
+def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher):
+    with dual_wan(prefix("w"), misplaced_accept=True) as lab:
+        rtr = in_ns(lab, "rtr")
+        _dual_wan_flow(lab, "192.168.1.10")
+        got = watcher.wait_for(lambda e: rtr(e) and e["cause"] == "nat-oif-changed", timeout=60)
+        assert got, [(e["cause"], e["stack"][:4]) for e in watcher.matching(rtr)]
+        e = got[0]
+        assert e["orig"]["src"] == "192.168.1.10" and e["orig"]["dst"] == "203.0.113.80"
+        assert e["reply"]["dst"] == "10.1.0.2"  # masqueraded to wan1, then left by wan2
+        assert e["mark"] == 0 and "src_nat" in e["status"] and e["context"] == "softirq"
+        assert "CONNMARK --save-mark" in e["fix"]
+        # the unmarked host's flows are never killed
+        assert _dual_wan_flow(lab, "192.168.1.11", rounds=3) == 3
+        time.sleep(1)
+        assert not [x for x in watcher.matching(rtr) if x["orig"]["src"] == "192.168.1.11"
+                    and x["cause"] == "nat-oif-changed"]
+        record("dual-wan-oif-changed", "nat-oif-changed", got[:2])
+
+
+def test_dual_wan_correct_order_keeps_the_flow_then_wan_down_is_masquerade_cleanup(watcher):
+    with dual_wan(prefix("m"), misplaced_accept=False) as lab:
+        rtr = in_ns(lab, "rtr")
+        assert _dual_wan_flow(lab, "192.168.1.10", rounds=5) == 5  # every echo came back
+        assert not [e for e in watcher.matching(rtr) if e["cause"] == "nat-oif-changed"]
+        # an entry masqueraded to wan1 is alive (UDP, not closed); take wan1 down
+        lab.run("cl", "python3", "-c", SEND_UDP, "203.0.113.80", "4401", "44001", check=True)
+        time.sleep(0.5)
+        assert "4401" in lab.run("rtr", "conntrack", "-L").stdout
+        lab.run("rtr", "ip", "link", "set", "wan1", "down", check=True)
+        got = watcher.wait_for(lambda e: rtr(e) and e["orig"].get("dport") == 4401, timeout=60)
+        assert got and got[0]["cause"] == "masquerade-cleanup", [(e["cause"], e["stack"]) for e in got]
+        assert got[0]["context"] == "kworker"
+        record("masquerade-down", "masquerade-cleanup", got)
+
+
+def test_netns_deletion_is_netns_exit(watcher):
+    lab = two_hosts(prefix("n"))
+    with lab:
+        inode = netns_inode(lab.name("h"))
+        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4501", "45001", check=True)
+    got = watcher.wait_for(lambda e: e.get("netns") == inode and e["orig"].get("dport") == 4501, timeout=90)
+    assert got and got[0]["cause"] == "netns-exit", [(e["cause"], e["stack"]) for e in got]
+    record("netns-exit", "netns-exit", got)
+
+
+def test_kernel_side_filters(v6diag_module_cmd, tmp_path):
+    """--netns and --port compiled into the program (-D cflags): a second watcher
+    sees only this namespace's port 4601, while the first sees everything."""
+    require_root()
+    with two_hosts(prefix("e")) as lab:
+        w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601")
+        try:
+            assert w.wait_ready() == "kprobe", w.stderr()
+            for port in ("4601", "4602"):
+                lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
+                lab.run("p", "python3", "-c", SEND_UDP, "10.9.0.1", port, "0", check=True)
+            lab.run("h", "conntrack", "-F", check=True)
+            lab.run("p", "conntrack", "-F", check=True)
+            got = w.wait_for(lambda e: True, timeout=60, settle=2)
+        finally:
+            summary = w.stop()
+        assert [e["orig"]["dport"] for e in got] == [4601], got
+        assert got[0]["cause"] == "userspace-flush" and got[0]["netns"] == netns_inode(lab.name("h"))
+        assert summary and summary["lost"] == 0 and summary["events"] == 1 and summary["causes"] == {"userspace-flush": 1}
+
+
+def test_fentry_on_a_modular_conntrack_is_refused_with_the_reason(v6diag_module_cmd):
+    """Debian's nf_conntrack is a module and bcc 0.26 attaches fentry only to
+    vmlinux functions (measured: "nf_ct_delete is not found in vmlinux BTF"), so
+    --probe fentry must say exactly that instead of failing to load."""
+    require_root()
+    assert os.path.exists("/sys/module/nf_conntrack/initstate") or subprocess.run(["modprobe", "nf_conntrack"]).returncode == 0
+    r = subprocess.run([*v6diag_module_cmd, "conntrack", "--probe", "fentry", "-d", "1"], capture_output=True, text=True)
+    assert r.returncode == 69 and "nf_conntrack module" in r.stderr and "Traceback" not in r.stderr, r.stderr
