@@ -66,6 +66,12 @@ setup() {
     echo "kernel tier ready: $kver in $kroot" >&2
 }
 
+not_ready() {
+    # with CI=true a tier that cannot run is a failure; otherwise say so loudly and skip
+    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then echo "kernel tier: $1" >&2; exit 69; fi
+    echo "kernel tier SKIPPED (not a pass): $1" >&2; exit 0
+}
+
 boot() {
     [ -s "$CACHE/kver" ] || { echo "vm.sh: run 'bash tests/kernel/vm.sh setup' first (as root)" >&2; exit 69; }
     local kver vngargs=()
@@ -93,7 +99,9 @@ boot() {
 }
 
 run_pytest() {
-    [ -x "$repo/.venv/bin/python" ] || { echo "vm.sh: run 'bash .ci/setup --tests' first" >&2; exit 69; }
+    [ -x "$repo/.venv/bin/python" ] || not_ready "no .venv: run 'bash .ci/setup --tests' first"
+    [ "$(id -u)" = 0 ] || not_ready "needs root (namespaces and BPF inside the guest run as the caller)"
+    [ -s "$CACHE/kver" ] || not_ready "not set up: sudo bash tests/kernel/vm.sh setup"
     local results; results=$(mktemp -d /tmp/v6diag-kernel-results.XXXXXX)
     # The guest sees the checkout read-only: no pytest cache, no bytecode writes.
     local q; printf -v q '%q ' "$@"

@@ -35,6 +35,7 @@ def conntrack(
     duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds to watch (default: until Ctrl-C)."),
     ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="Create this file once probes are attached."),
     probe: str = typer.Option("auto", "--probe", help="auto, kprobe, fentry, or netlink (no cause)."),
+    replay: Optional[Path] = typer.Option(None, "--from", help="Explain events recorded earlier with --json (no root)."),
     ebpf: bool = typer.Option(False, "--ebpf", hidden=True, help="Print the BPF C file and cflags, then exit."),
     json_out: bool = typer.Option(False, "--json", help="NDJSON: one object per event, then a summary."),
 ) -> int:
@@ -63,7 +64,12 @@ def conntrack(
         print(conntrack_bpf.SOURCE.read_text(), end="")
         return EXIT_OK
     err = stderr()
-    source, mode, missing = _open_source(probe, kfilter, netns, err)
+    if replay:
+        from v6diag.sources.conntrack_recorded import RecordedEvents
+
+        source, mode, missing = RecordedEvents(replay), "recorded", []
+    else:
+        source, mode, missing = _open_source(probe, kfilter, netns, err)
     flt = Filter(port=port, proto=proto, mark=mark, src=src, dst=dst)
     from v6diag.render.conntrack_human import EventPrinter
 
@@ -73,9 +79,10 @@ def conntrack(
     try:
         if ready_file:
             ready_file.write_text(mode + "\n")
-        err.print(f"watching conntrack ({mode}){' in ' + netns if netns else ''}" +
-                  (f" for {duration:g} s" if duration else "; Ctrl-C to stop"), highlight=False)
-        for ev in source.events(None if duration is None else start + duration):
+        if not replay:
+            err.print(f"watching conntrack ({mode}){' in ' + netns if netns else ''}" +
+                      (f" for {duration:g} s" if duration else "; Ctrl-C to stop"), highlight=False)
+        for ev in source.events(None if duration is None or replay else start + duration):
             if ev is None or not flt.match(ev):
                 continue
             _explain(ev, mode)
@@ -94,7 +101,12 @@ def conntrack(
 def _explain(ev: dict, mode: str) -> None:
     from v6diag.analyse.conntrack import CAUSES, explain
 
-    if mode == "netlink":
+    if mode == "recorded":
+        if ev.get("stack"):
+            explain(ev)
+        else:  # recorded by the netlink fallback: the path was never known
+            ev.update(cause="unknown", explanation=CAUSES["unknown"][0], fix=CAUSES["unknown"][1])
+    elif mode == "netlink":
         ev.update(cause="unknown", comm=None, pid=None, stack=[], context=None, netns=None, expired=None,
                   tcp_state=None, explanation=CAUSES["unknown"][0], fix=CAUSES["unknown"][1], mode=mode)
     else:

@@ -27,15 +27,15 @@ class EventPrinter:
             return
         if ev["cause"] in QUIET and not self.show_all:
             return
-        self.out.print(line(ev), highlight=False, soft_wrap=True)
+        self.out.print(line(ev), highlight=False, markup=False, soft_wrap=True)
         cause = ev["cause"]
         if cause == "other":
-            self.out.print("    stack: " + " <- ".join(ev["stack"][:STACK_SHOWN]), highlight=False, soft_wrap=True)
+            self.out.print("    stack: " + " <- ".join(ev["stack"][:STACK_SHOWN]), highlight=False, markup=False, soft_wrap=True)
         if cause not in self._explained and cause != "unknown":
             self._explained.add(cause)
-            self.out.print(f"    why: {CAUSES[cause][0]}", highlight=False, soft_wrap=True)
+            self.out.print(f"    why: {CAUSES[cause][0]}", highlight=False, markup=False, soft_wrap=True)
             if CAUSES[cause][1]:
-                self.out.print(f"    fix: {CAUSES[cause][1]}", highlight=False, soft_wrap=True)
+                self.out.print(f"    fix: {CAUSES[cause][1]}", highlight=False, markup=False, soft_wrap=True)
 
     def summary(self, result: dict) -> None:
         if self.as_json:
@@ -61,8 +61,9 @@ def line(ev: dict) -> str:
     ports = f" {o.get('sport')}->{o.get('dport')}" if o.get("sport") is not None else ""
     nat = (f" (reply {r.get('src')} -> {r.get('dst')})"
            if r and (r.get("src"), r.get("dst")) != (o.get("dst"), o.get("src")) else "")
-    who = f" by {ev['comm']}[{ev['pid']}] ({ev['context']})" if ev.get("comm") else ""
+    pid = f"[{ev['pid']}]" if ev.get("pid") else ""
+    who = f" by {ev['comm']}{pid} ({ev.get('context')})" if ev.get("comm") else ""
     state = f" {ev['tcp_state']}" if ev.get("tcp_state") else ""
-    when = time.strftime("%H:%M:%S", time.localtime(ev["time"]))
+    when = time.strftime("%H:%M:%S", time.localtime(ev.get("time") or 0))
     return (f"{when} {ev['cause']}: {ev['proto']} {o.get('src')} -> {o.get('dst')}{ports}{nat}{state} "
             f"mark={ev['mark']} [{','.join(ev['status'])}]{who}")
