@@ -328,3 +328,16 @@ def test_tunnel_kind_from_interface_name_and_module_names():
     assert [kind_from_name(n) for n in ("he-ipv6", "sit-ipv6", "wg0", "vxlan100", "ip6tnl1", "eth0")] == \
         ["sit", "sit", "wireguard", "vxlan", "ip6tnl", None]
     assert MODULES["ip6tnl"][0] == "ip6_tunnel" and MODULES["sit"] == ("sit", "CONFIG_IPV6_SIT")
+
+
+def test_wireguard_captures_from_the_stock_kernel():
+    truth = {t["file"]: t for t in json.loads((PCAPS / "tunnel-wireguard.truth.json").read_text())}
+    _, ok = _pcap_report("tunnel-wireguard-ok.pcap")
+    _, dropped = _pcap_report("tunnel-wireguard-dropped.pcap")
+    assert ok["ok"] and {c["id"]: c["status"] for c in ok["checks"]}["encap"] == "pass"
+    assert ok["underlay"]["flows"] == sorted(truth["tunnel-wireguard-ok.pcap"]["live_underlay"]["flows"],
+                                             key=lambda f: (f["kind"], f["src"], f["dst"]))
+    encap = next(c for c in dropped["checks"] if c["id"] == "encap")
+    assert encap["status"] == "fail" and "1 handshake initiations, no response" in encap["message"]
+    assert dropped["underlay"]["wireguard_messages"] == {"handshake-initiation": 1}
+    assert "WireGuard encrypts it" in next(c for c in dropped["checks"] if c["id"] == "reach-peer")["message"]

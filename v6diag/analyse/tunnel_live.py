@@ -186,6 +186,9 @@ def _pair_check(tally: EncapTally, kind: str, a: str, b: str) -> Check:
     ab, ba = tally.flows[(kind, a, b)], tally.flows[(kind, b, a)]
     errs = "; ".join(f"{s} sent back {n}x ICMP {e}" for (s, e, q, d, m), n in tally.icmp_errors.items()
                      if d in (a, b) and e not in ("frag-needed", "ptb"))
+    if kind == "wireguard" and tally.wg_types["handshake-initiation"] and not tally.wg_types["handshake-response"]:
+        errs = "; ".join(filter(None, [f"{tally.wg_types['handshake-initiation']} handshake initiations, "
+                                       "no response", errs]))
     note = f" ({errs})" if errs else ""
     for src, dst in ((a, b), (b, a)):
         asked, answered = tally.echo(src, dst, ASKS), tally.echo(dst, src, ANSWERS)
@@ -216,7 +219,8 @@ def pcap_checks(tally: EncapTally) -> list[Check]:
         status = PASS if not missing else FAIL if missing == asked else WARN
         out.append(Check("reach-peer", status, f"{asked - missing}/{asked} inner ICMPv6 echo requests answered"))
     else:
-        out.append(Check("reach-peer", SKIP, "no inner ICMPv6 echo in the capture"))
+        hidden = " (WireGuard encrypts it)" if any(k == "wireguard" for k, _, _ in pairs) else ""
+        out.append(Check("reach-peer", SKIP, f"no inner ICMPv6 echo visible in the capture{hidden}"))
     too_big = [(s, m, n) for (s, m), n in tally.ptb.items()] + \
               [(s, m, n) for (s, e, q, d, m), n in tally.icmp_errors.items() if e in ("frag-needed", "ptb")]
     split = sum(tally.fragmented.values())
