@@ -105,7 +105,7 @@ class Watcher:
         if self.proc.poll() is None:
             self.proc.send_signal(2)  # Ctrl-C: the command detaches and prints its summary
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=300)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -66,3 +66,16 @@ def test_any_file_content_is_events_or_input_error(tmp_path_factory, lines):
         pass
     finally:
         src.close()
+
+
+def test_bad_options_are_usage_errors(v6diag_cmd):
+    for args in (["--probe", "kprobes"], ["--port", "0"], ["--mark", "-1"], ["--proto", "tcpp"], ["-d", "0"]):
+        r = subprocess.run([*v6diag_cmd, "conntrack", "--from", str(SAMPLE), *args], capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), (args, r.stderr)
+
+
+def test_ebpf_flag_prints_the_program_and_its_cflags(v6diag_cmd):
+    r = subprocess.run([*v6diag_cmd, "conntrack", "--ebpf", "--port", "443", "--proto", "tcp", "--mark", "48"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "-DFILTER_PORT=443" in r.stdout and "-DFILTER_PROTO=6" in r.stdout
+    assert "-DFILTER_MARK=48u" in r.stdout and "kprobe__nf_ct_delete" in r.stdout
