@@ -1,13 +1,15 @@
 """Labs for `trace`, built from network namespaces and real daemons.
 
 RouterLab: a router namespace (radvd + kea-dhcp6-server with a prefix-delegation
-pool) and a client namespace (dhcpcd) on one veth link.
+pool) and a client namespace (dhcpcd, or systemd-networkd run without systemd as
+PID 1) on one veth link.
 TunnelLab: the tunnel-broker topology of ../shared/seeds/tunnel-server-ndp-proxy:
 upstream router -- server (external e0) -- veth "tunnel" -- client, the client's
 address taken from the upstream /64, so the server must proxy NDP and forward."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +21,7 @@ from tests.lab import NamespaceLab, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 V6DIAG = str(ROOT / ".venv/bin/v6diag")
+NETWORKD = "/lib/systemd/systemd-networkd"
 _n = [0]
 
 
@@ -98,6 +101,58 @@ class RouterLab(NamespaceLab):
         subprocess.run(["ip", "netns", "exec", self.c, "unshare", "-m", "sh", "-ec", jail],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sh("ip", "netns", "exec", self.c, "ip", "-6", "addr", "flush", "dev", "c0", "scope", "global", check=False)
+
+    @contextlib.contextmanager
+    def networkd(self, network: str):
+        """systemd-networkd on the client with `network` as its only .network file,
+        without systemd as PID 1; yields the path of its debug log.
+
+        A network namespace shares the host's files, so networkd runs in a private
+        mount namespace: tmpfs over /run (its state in /run/systemd/netif, and no
+        D-Bus: no resolved, hostnamed or host networkd to talk to), over the host's
+        .network directories and a scratch /etc/resolv.conf. /sys is remounted
+        read-only for it alone: that is how networkd knows there is no udev to wait
+        for (else links stay "pending" forever). It drops to the systemd-network user
+        itself. Killed and its addresses flushed on the way out, even on failure."""
+        (self.tmp / "10-c0.network").write_text(network)
+        resolv = self.tmp / "resolv.conf"
+        resolv.touch()
+        log = self.tmp / "networkd.log"
+        jail = f"""
+            mount -o remount,bind,ro /sys
+            mount -t tmpfs -o mode=0755 tmpfs /run
+            mkdir -p /run/systemd/network /run/systemd/netif
+            chown systemd-network:systemd-network /run/systemd/netif
+            cp {self.tmp}/10-c0.network /run/systemd/network/
+            for d in /etc/systemd/network /usr/lib/systemd/network; do
+                [ ! -d $d ] || mount -t tmpfs -o mode=0755,ro tmpfs $d
+            done
+            mount --bind {resolv} /etc/resolv.conf
+            export SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_COLOR=0
+            exec {NETWORKD}"""
+        with open(log, "w") as out:
+            # every step execs the next: p.pid is networkd itself
+            p = subprocess.Popen(["ip", "netns", "exec", self.c, "unshare", "-m", "--propagation", "private",
+                                  "sh", "-ec", jail], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield log
+            if p.poll() is not None:
+                raise RuntimeError(f"systemd-networkd exited ({p.returncode}):\n{log.read_text()[-3000:]}")
+        finally:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            sh("ip", "netns", "exec", self.c, "ip", "-6", "addr", "flush", "dev", "c0", "scope", "global",
+               check=False)
+
+    def run_networkd(self, network: str, seconds: float = 5.0) -> str:
+        """networkd for a while; returns its log."""
+        with self.networkd(network) as log:
+            time.sleep(seconds)
+        return log.read_text()
 
     def close(self) -> None:
         for p in self.procs:

@@ -1,25 +1,30 @@
 """`v6diag trace` against real daemons in network namespaces (tests/trace_lab.py):
-radvd + kea-dhcp6-server with a PD pool and a dhcpcd client, in the broken and
-the fixed configuration; and the tunnel-server topology with and without proxy
+radvd + kea-dhcp6-server with a PD pool and two clients, dhcpcd and
+systemd-networkd (run without systemd as PID 1), each in the broken and the
+fixed configuration; and the tunnel-server topology with and without proxy
 NDP and forwarding. Live runs and captures must give the same verdicts."""
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import pwd
 import subprocess
 import threading
 import time
 
 import pytest
 
-from tests.conftest import require_root, require_tools
-from tests.trace_lab import V6DIAG, RouterLab, TunnelLab, capture, trace_json
+from tests.conftest import require_root, require_tools, unavailable
+from tests.trace_lab import NETWORKD, V6DIAG, RouterLab, TunnelLab, capture, trace_json
 
 
 def codes(report: dict) -> set[str]:
     return {f["code"] for f in report["findings"]}
 
 
-HOST_FILES = ("/etc/resolv.conf", "/var/lib/dhcpcd", "/run/dhcpcd")
+HOST_FILES = ("/etc/resolv.conf", "/var/lib/dhcpcd", "/run/dhcpcd", "/run/systemd/network",
+              "/run/systemd/netif/links", "/run/systemd/netif/leases", "/etc/systemd/network")
 
 
 def host_state() -> dict:
@@ -78,6 +83,77 @@ def test_client_asking_for_a_prefix_gets_it_delegated(router_tools, tmp_path):
     assert "pd-delegated" in codes(report) and "ra-o-flag-only-no-pd" not in codes(report)
     kinds = [e["kind"] for e in report["exchanges"] if e["type"] == "dhcpv6"]
     assert kinds[:2] == ["solicit", "request"]
+
+
+# systemd-networkd following the RA: the O flag alone makes it send Information-request.
+NETWORKD_FOLLOWS_RA = """[Match]
+Name=c0
+
+[Network]
+DHCP=ipv6
+IPv6AcceptRA=yes
+"""
+# ... and with the fix `trace` prints for ra-o-flag-only-no-pd, applied literally.
+# (Without DHCP=ipv6 and with WithoutRA= or [DHCPPrefixDelegation] UplinkInterface=:self,
+# networkd 252 sends no DHCPv6 at all: dhcp6_start() skips a link without DHCP=ipv6,
+# and dhcp6_start_on_ra() leaves a client with a start mode of its own to it.)
+NETWORKD_SOLICITS = NETWORKD_FOLLOWS_RA + """
+[IPv6AcceptRA]
+DHCPv6Client=always
+"""
+
+
+@pytest.fixture
+def networkd_tools(router_tools):
+    if not os.access(NETWORKD, os.X_OK):
+        unavailable(f"needs systemd-networkd ({NETWORKD}, package systemd)")
+    try:
+        pwd.getpwnam("systemd-network")
+    except KeyError:
+        unavailable("needs the systemd-network user (package systemd)")
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["follows-o-flag", "dhcpv6client-always"])
+def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path, fixed):
+    with RouterLab() as lab:
+        lab.start(managed=False)
+        result, logs = {}, []
+        live = threading.Thread(target=lambda: result.update(
+            zip(("rc", "report"), trace_json("-i", "r0", "-d", "9", ns=lab.r))))
+        live.start()
+        time.sleep(1.0)
+        conf = NETWORKD_SOLICITS if fixed else NETWORKD_FOLLOWS_RA
+        capture(lab.r, "r0", tmp_path / "nd.pcap", lambda: logs.append(lab.run_networkd(conf, seconds=5)))
+        live.join()
+    log = logs[0]
+    # networkd itself says what it did (and the packets below say the same)
+    if fixed:
+        assert "DHCPv6 client: Starting in Solicit mode" in log and "State changed: request -> bound" in log, log
+    else:
+        assert "DHCPv6 client: Starting in Information request mode" in log, log
+        assert "Solicit mode" not in log
+    for rc, report in ((result["rc"], result["report"]), trace_json("--pcap", str(tmp_path / "nd.pcap"))):
+        router = report["routers"][0]
+        assert router["o_flag"] and not router["m_flag"]
+        dhcp = [e for e in report["exchanges"] if e["type"] == "dhcpv6"]
+        kinds = {e["kind"] for e in dhcp}
+        if not fixed:
+            assert rc == 1
+            assert kinds == {"information-request"} and all(e["answered"] for e in dhcp)
+            assert not any(e["ia_pd_requested"] for e in dhcp)
+            assert "ra-o-flag-only-no-pd" in codes(report) and "pd-delegated" not in codes(report)
+            assert report["delegated_prefixes"] == []
+            fix = next(f["fix"] for f in report["findings"] if f["code"] == "ra-o-flag-only-no-pd")
+            assert "[IPv6AcceptRA] DHCPv6Client=always" in fix  # what the fixed run applies
+        else:
+            assert rc == 0, report["findings"]
+            assert {"solicit", "request"} <= kinds and "information-request" not in kinds
+            solicit = next(e for e in dhcp if e["kind"] == "solicit")
+            assert solicit["ia_pd_requested"] and solicit["answered"]
+            assert "pd-delegated" in codes(report) and "ra-o-flag-only-no-pd" not in codes(report)
+            assert report["delegated_prefixes"] == [f"{RouterLab.PD_POOL}/56"]
+            assert ipaddress.ip_network(report["delegated_prefixes"][0]).subnet_of(
+                ipaddress.ip_network(f"{RouterLab.PD_POOL}/48"))  # from kea's pd-pool
 
 
 def test_managed_ra_gives_an_address_by_dhcpv6(router_tools, tmp_path):
