@@ -174,7 +174,7 @@ def test_netns_deletion_is_netns_exit(watcher):
     record("netns-exit", "netns-exit", got)
 
 
-def test_kernel_side_filters(v6diag_module_cmd, tmp_path):
+def test_kernel_side_filters(v6diag_module_cmd, tmp_path, watcher):
     """--netns and --port compiled into the program (-D cflags): a second watcher
     sees only this namespace's port 4601, while the first sees everything."""
     require_root()
@@ -182,6 +182,7 @@ def test_kernel_side_filters(v6diag_module_cmd, tmp_path):
         w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601")
         try:
             assert w.wait_ready() == "kprobe", w.stderr()
+            lab.run("p", "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", check=True)
             for port in ("4601", "4602"):
                 lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
                 lab.run("p", "python3", "-c", SEND_UDP, "10.9.0.1", port, "0", check=True)
@@ -190,9 +191,13 @@ def test_kernel_side_filters(v6diag_module_cmd, tmp_path):
             got = w.wait_for(lambda e: True, timeout=60, settle=2)
         finally:
             summary = w.stop()
-        assert [e["orig"]["dport"] for e in got] == [4601], got
-        assert got[0]["cause"] == "userspace-flush" and got[0]["netns"] == netns_inode(lab.name("h"))
-        assert summary and summary["lost"] == 0 and summary["events"] == 1 and summary["causes"] == {"userspace-flush": 1}
+        # h tracks its own send to p and p's send to it; p's two entries (tracked
+        # too) are another namespace, port 4602 another port: compiled out
+        assert sorted(e["orig"]["src"] for e in got) == ["10.9.0.1", "10.9.0.2"], got
+        assert {e["orig"]["dport"] for e in got} == {4601}
+        assert all(e["cause"] == "userspace-flush" and e["netns"] == netns_inode(lab.name("h")) for e in got)
+        assert summary and summary["lost"] == 0 and summary["events"] == 2 and summary["causes"] == {"userspace-flush": 2}
+        assert any(e["orig"].get("dport") in (4601, 4602) for e in watcher.matching(in_ns(lab, "p")))
 
 
 def test_fentry_on_a_modular_conntrack_is_refused_with_the_reason(v6diag_module_cmd):

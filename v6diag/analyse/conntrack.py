@@ -103,8 +103,22 @@ def explain(ev: dict) -> dict:
     stack = ev.get("stack") or []
     cause = classify(stack, bool(ev.get("expired")), tcp_seen_reply="seen_reply" in ev.get("status", []))
     ev.update(cause=cause, context=context(stack, ev.get("comm")),
-              explanation=CAUSES[cause][0], fix=CAUSES[cause][1])
+              explanation=CAUSES[cause][0], fix=CAUSES[cause][1], evidence=evidence(cause, ev))
     return ev
+
+
+def evidence(cause: str, ev: dict) -> str | None:
+    """The entry's own facts that back the cause, in words."""
+    reply = ev.get("reply") or {}
+    if cause in ("nat-oif-changed", "masquerade-cleanup") and "src_nat" in ev.get("status", []):
+        mark = ev.get("mark")
+        note = (": if this flow is policy-routed by fwmark, its mark was never saved to the connection") if mark == 0 and cause == "nat-oif-changed" else ""
+        return f"masqueraded to {reply.get('dst')}; conntrack mark {mark}{note}"
+    if cause == "timeout" and isinstance(ev.get("timeout_left_jiffies"), int):
+        return f"expired {-ev['timeout_left_jiffies']} jiffies before it was reaped"
+    if cause == "tcp-rst":
+        return f"TCP state {ev.get('tcp_state')}, no reply ever seen"
+    return None
 
 
 @dataclass

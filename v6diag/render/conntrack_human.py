@@ -29,6 +29,8 @@ class EventPrinter:
             return
         self.out.print(line(ev), highlight=False, markup=False, soft_wrap=True)
         cause = ev["cause"]
+        if ev.get("evidence"):
+            self.out.print(f"    evidence: {ev['evidence']}", highlight=False, markup=False, soft_wrap=True)
         if cause == "other":
             self.out.print("    stack: " + " <- ".join(ev["stack"][:STACK_SHOWN]), highlight=False, markup=False, soft_wrap=True)
         if cause not in self._explained and cause != "unknown":
