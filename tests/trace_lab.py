@@ -83,7 +83,16 @@ class RouterLab(NamespaceLab):
         self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.r, "radvd", "-C", str(conf), "-n",
                                             "-p", str(self.tmp / "radvd.pid"), "-m", "stderr"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(1.0)  # kea binds 547, radvd sends its first RA
+        # ready means kea bound UDP 547 and radvd opened its raw ICMPv6 socket; a
+        # fixed sleep was not enough on a loaded machine (an early RS went unheard)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            udp = sh("ip", "netns", "exec", self.r, "ss", "-Hlun", "sport = :547", check=False).stdout
+            raw = sh("ip", "netns", "exec", self.r, "ss", "-Hwap", check=False).stdout
+            if udp.strip() and "radvd" in raw:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # radvd sends its first RA once the raw socket is set up
 
     def dhcpcd(self, ia_pd: bool, seconds: float = 6.0) -> None:
         """Run dhcpcd on the client for a while, IPv6 only; with `ia_pd 1` it
