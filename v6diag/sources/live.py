@@ -82,6 +82,10 @@ class PacketSocket:
         self.ifname = ifname
 
     def send(self, frame: bytes) -> None:
+        # stamped before the call: a reply (a unicast RA takes ~0.3 ms on a veth) can
+        # carry a kernel timestamp earlier than a clock read after send() returns,
+        # and would then look older than its own request
+        ts = time.time()
         try:
             self.sock.send(frame)
         except OSError as e:
@@ -89,7 +93,7 @@ class PacketSocket:
                 raise UnavailableError(f"interface {self.ifname} went down") from e
             raise
         if self.on_send:
-            self.on_send(Frame(time.time(), LINKTYPE_ETHERNET, frame, outgoing=True))
+            self.on_send(Frame(ts, LINKTYPE_ETHERNET, frame, outgoing=True))
 
     def frames(self, deadline: float | None) -> Iterator[Frame | None]:
         """Yield frames until `deadline` (time.monotonic()) passes; None = forever.
