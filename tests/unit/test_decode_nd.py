@@ -16,6 +16,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Dot1Q, Ether
 
+from v6diag.analyse.addresses import multicast_mac, solicited_node
 from v6diag.decode.nd import MalformedPacket, decode_frame
 from v6diag.model import Frame
 from v6diag.sources import probe
@@ -130,3 +131,13 @@ def test_probe_frames_are_what_the_rfcs_ask():
     assert nh59[IPv6].nh == 60 and raw[0] == 59 and raw[2] == 0x80  # RFC 8200 4.2: type 10xxxxxx
     ns = Ether(probe.neighbor_solicitation(US_MAC, US_LL, HOST_LL))
     assert ns.dst == "33:33:ff:89:bc:51" and ns[IPv6].dst == "ff02::1:ff89:bc51" and ns[IPv6].hlim == 255
+
+
+@pytest.mark.parametrize("target", [HOST_LL, "2001:db8::1:2:3", "fd00::ff:fe00:1"])
+def test_hand_packed_ns_is_byte_for_byte_what_scapy_builds(target):
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
+
+    group = solicited_node(target)
+    ref = bytes(Ether(src=US_MAC, dst=multicast_mac(group)) / IPv6(src=US_LL, dst=group, hlim=255)
+                / ICMPv6ND_NS(tgt=target) / ICMPv6NDOptSrcLLAddr(lladdr=US_MAC))
+    assert probe.neighbor_solicitation(US_MAC, US_LL, target) == ref

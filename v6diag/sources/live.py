@@ -104,17 +104,34 @@ class PacketSocket:
                 return
             self.sock.settimeout(wait)
             try:
-                data, anc, _flags, addr = self.sock.recvmsg(65535, 256)
+                frame = self._receive()
             except socket.timeout:
                 yield None
                 continue
-            except OSError as e:
-                if e.errno == errno.ENETDOWN:
-                    raise UnavailableError(f"interface {self.ifname} went down") from e
-                raise
-            status, data = _auxdata(anc, data)
-            yield Frame(_kernel_time(anc), LINKTYPE_ETHERNET, data, outgoing=addr[2] == PACKET_OUTGOING,
-                        csum_not_ready=None if status is None else bool(status & TP_STATUS_CSUMNOTREADY))
+            yield frame
+
+    def queued(self) -> Iterator[Frame]:
+        """Frames already waiting in the socket, without blocking: what arrived
+        while the caller was busy (sending) before its window closed."""
+        self.sock.settimeout(0)
+        while True:
+            try:
+                yield self._receive()
+            except (BlockingIOError, socket.timeout):
+                return
+
+    def _receive(self) -> Frame:
+        try:
+            data, anc, _flags, addr = self.sock.recvmsg(65535, 256)
+        except (BlockingIOError, socket.timeout):
+            raise  # both are OSErrors: the caller's, not "interface went down"
+        except OSError as e:
+            if e.errno == errno.ENETDOWN:
+                raise UnavailableError(f"interface {self.ifname} went down") from e
+            raise
+        status, data = _auxdata(anc, data)
+        return Frame(_kernel_time(anc), LINKTYPE_ETHERNET, data, outgoing=addr[2] == PACKET_OUTGOING,
+                     csum_not_ready=None if status is None else bool(status & TP_STATUS_CSUMNOTREADY))
 
     def close(self) -> None:
         self.sock.close()

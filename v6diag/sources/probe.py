@@ -7,6 +7,8 @@ hosts into MLDv1 compatibility mode for ~260 s, RFC 3810 8.2.1)."""
 
 from __future__ import annotations
 
+import ipaddress
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +18,6 @@ from scapy.layers.inet6 import (
     ICMPv6EchoRequest,
     ICMPv6MLQuery,
     ICMPv6MLQuery2,
-    ICMPv6ND_NS,
-    ICMPv6NDOptSrcLLAddr,
     IPv6,
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrHopByHop,
@@ -27,8 +27,9 @@ from scapy.layers.l2 import Ether
 
 from v6diag.analyse.addresses import multicast_mac, solicited_node
 from v6diag.analyse.discovery import DiscoveryAnalysis
-from v6diag.analyse.vendor import vendor_of
 from v6diag.analyse.neighbours import Change
+from v6diag.analyse.vendor import vendor_of
+from v6diag.decode.checksum import fold, ones_sum
 from v6diag.sources.netlink import Interface, neighbour_sightings
 from v6diag.sources.live import PacketSocket
 
@@ -90,9 +91,18 @@ def mld_query(src_mac: str, link_local: str, version: int = 2) -> bytes:
 
 
 def neighbor_solicitation(src_mac: str, link_local: str, target: str) -> bytes:
+    """NS for `target` to its solicited-node group, with our link-layer address
+    (RFC 4861 4.3). Packed by hand, not by scapy: discovery sends one per address
+    heard, and at ~5 ms apiece scapy kept the loop from reading replies."""
     group = solicited_node(target)
-    return bytes(_l2(src_mac, multicast_mac(group)) / IPv6(src=link_local, dst=group, hlim=255)
-                 / ICMPv6ND_NS(tgt=target) / ICMPv6NDOptSrcLLAddr(lladdr=src_mac))
+    src, dst, tgt = (ipaddress.IPv6Address(a).packed for a in (link_local, group, target))
+    mac = bytes.fromhex(src_mac.replace(":", ""))
+    icmp = struct.pack("!BBHI16sBB6s", 135, 0, 0, 0, tgt, 1, 1, mac)
+    pseudo = src + dst + struct.pack("!IxxxB", len(icmp), 58)  # RFC 8200 8.1
+    csum = 0xFFFF - fold(ones_sum(pseudo + icmp))
+    icmp = icmp[:2] + struct.pack("!H", csum) + icmp[4:]
+    eth = bytes.fromhex(multicast_mac(group).replace(":", "")) + mac + b"\x86\xdd"
+    return eth + struct.pack("!IHBB16s16s", 6 << 28, len(icmp), 58, 255, src, dst) + icmp
 
 
 def burst(iface: Interface, ident: int, seq: int, with_mld: bool, mldv1: bool) -> list[bytes]:
@@ -140,18 +150,24 @@ def discover_live(
         quiet = max(QUIET_MIN, timeout * QUIET_FRACTION)
         last_news = start
         window_open = True
+        def take(frame) -> None:
+            nonlocal last_news
+            if on_frame:
+                on_frame(frame)
+            changes = analysis.feed(frame)
+            if changes:
+                last_news = time.monotonic()
+            notify(changes)
+
         for frame in sock.frames(deadline):
             if frame is not None:
-                if on_frame:
-                    on_frame(frame)
-                changes = analysis.feed(frame)
-                if changes:
-                    last_news = time.monotonic()
-                notify(changes)
+                take(frame)
             now = time.monotonic()
             if window_open and _window_over(now - start, now - last_news, timeout, quiet):
                 window_open = False
                 elapsed = now - start
+                for frame in sock.queued():  # answers that arrived in time but were not read yet
+                    take(frame)
                 if on_window_end:
                     on_window_end(elapsed)
                 if not watch:
@@ -166,4 +182,7 @@ def discover_live(
                     if tries.get(target, 0) < (NS_TRIES if heard else 1):
                         tries[target] = tries.get(target, 0) + 1
                         send(neighbor_solicitation(iface.mac, iface.link_local, target))
-        return time.monotonic() - start
+        elapsed = time.monotonic() - start
+        for frame in sock.queued():
+            take(frame)
+        return elapsed
