@@ -104,7 +104,9 @@ class RouterLab(NamespaceLab):
         # A network namespace shares the host's files: dhcpcd's hooks would rewrite the
         # host's /etc/resolv.conf and it keeps leases in /var/lib/dhcpcd. So: no hook
         # script (-c /bin/true) and a private mount namespace over everything it writes.
-        jail = (f"mount -t tmpfs none /run/dhcpcd && mount -t tmpfs none /var/lib/dhcpcd && "
+        # /run/dhcpcd exists only once a dhcpcd has run on the machine: tmpfs over all of /run.
+        jail = (f"mount -t tmpfs -o mode=0755 none /run && mkdir /run/dhcpcd && "
+                f"mount -t tmpfs none /var/lib/dhcpcd && "
                 f"mount --bind {resolv} /etc/resolv.conf && "
                 f"exec timeout {seconds} dhcpcd -c /bin/true -f {conf} -B -6 c0")
         subprocess.run(["ip", "netns", "exec", self.c, "unshare", "-m", "sh", "-ec", jail],
@@ -243,3 +245,26 @@ def trace_json(*args: str, ns: str | None = None) -> tuple[int, dict]:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in r.stderr, r.stderr
     return r.returncode, json.loads(r.stdout)
+
+
+class LiveTrace:
+    """`v6diag --json trace ARGS` in `ns`, entered once it listens (it says so on
+    stderr), so nothing the test causes next can go out before it is watching."""
+
+    def __init__(self, ns: str, *args: str):
+        self.cmd = ["ip", "netns", "exec", ns, V6DIAG, "--json", "trace", *args]
+        self.rc, self.report = None, None
+
+    def __enter__(self) -> "LiveTrace":
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stderr.readline()
+        if "listening on" not in first:
+            self.proc.kill()
+            raise AssertionError(f"live trace did not start: {first}{self.proc.stderr.read()}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        out, err = self.proc.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        self.rc, self.report = self.proc.returncode, json.loads(out) if out else None
+

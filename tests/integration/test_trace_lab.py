@@ -10,13 +10,12 @@ import ipaddress
 import os
 import pwd
 import subprocess
-import threading
 import time
 
 import pytest
 
 from tests.conftest import require_root, require_tools, unavailable
-from tests.trace_lab import NETWORKD, V6DIAG, RouterLab, TunnelLab, capture, trace_json
+from tests.trace_lab import NETWORKD, V6DIAG, LiveTrace, RouterLab, TunnelLab, capture, trace_json
 
 
 def codes(report: dict) -> set[str]:
@@ -54,14 +53,9 @@ def router_tools():
 def test_o_flag_only_ra_and_a_client_without_ia_pd_is_diagnosed_live_and_from_capture(router_tools, tmp_path):
     with RouterLab() as lab:
         lab.start(managed=False)
-        result = {}
-        live = threading.Thread(target=lambda: result.update(
-            zip(("rc", "report"), trace_json("-i", "r0", "-d", "7", ns=lab.r))))
-        live.start()
-        time.sleep(1.0)
-        capture(lab.r, "r0", tmp_path / "o.pcap", lambda: lab.dhcpcd(ia_pd=False, seconds=5))
-        live.join()
-        for rc, report in ((result["rc"], result["report"]), trace_json("--pcap", str(tmp_path / "o.pcap"))):
+        with LiveTrace(lab.r, "-i", "r0", "-d", "7") as live:
+            capture(lab.r, "r0", tmp_path / "o.pcap", lambda: lab.dhcpcd(ia_pd=False, seconds=5))
+        for rc, report in ((live.rc, live.report), trace_json("--pcap", str(tmp_path / "o.pcap"))):
             assert rc == 1
             assert "ra-o-flag-only-no-pd" in codes(report)
             assert report["delegated_prefixes"] == []
@@ -117,14 +111,10 @@ def networkd_tools(router_tools):
 def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path, fixed):
     with RouterLab() as lab:
         lab.start(managed=False)
-        result, logs = {}, []
-        live = threading.Thread(target=lambda: result.update(
-            zip(("rc", "report"), trace_json("-i", "r0", "-d", "9", ns=lab.r))))
-        live.start()
-        time.sleep(1.0)
+        logs = []
         conf = NETWORKD_SOLICITS if fixed else NETWORKD_FOLLOWS_RA
-        capture(lab.r, "r0", tmp_path / "nd.pcap", lambda: logs.append(lab.run_networkd(conf, seconds=5)))
-        live.join()
+        with LiveTrace(lab.r, "-i", "r0", "-d", "9") as live:
+            capture(lab.r, "r0", tmp_path / "nd.pcap", lambda: logs.append(lab.run_networkd(conf, seconds=5)))
     log = logs[0]
     # networkd itself says what it did (and the packets below say the same)
     if fixed:
@@ -132,7 +122,7 @@ def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path,
     else:
         assert "DHCPv6 client: Starting in Information request mode" in log, log
         assert "Solicit mode" not in log
-    for rc, report in ((result["rc"], result["report"]), trace_json("--pcap", str(tmp_path / "nd.pcap"))):
+    for rc, report in ((live.rc, live.report), trace_json("--pcap", str(tmp_path / "nd.pcap"))):
         router = report["routers"][0]
         assert router["o_flag"] and not router["m_flag"]
         dhcp = [e for e in report["exchanges"] if e["type"] == "dhcpv6"]
@@ -193,13 +183,11 @@ def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed):
         # 1. actively, from the upstream router: does anyone answer for the client?
         rc, probe = trace_json("-i", "e0", "-d", "3.5", "--ns", lab.CLIENT, ns=lab.up)
         # 2. passively, on the server, while the upstream tries to reach the client
-        result = {}
-        live = threading.Thread(target=lambda: result.update(
-            zip(("rc", "report"), trace_json("-i", "e0", "-d", "5", ns=lab.srv))))
-        live.start()
-        time.sleep(1.0)
-        reached = lab.ping_client_from_upstream()
-        live.join()
+        # with proxy NDP the upstream's first NS is answered at once: the server must
+        # already be listening when the ping starts
+        with LiveTrace(lab.srv, "-i", "e0", "-d", "5") as live:
+            reached = lab.ping_client_from_upstream()
+        result = {"rc": live.rc, "report": live.report}
     assert reached == fixed
     ns_up = next(e for e in probe["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
     ns_srv = next(e for e in result["report"]["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
