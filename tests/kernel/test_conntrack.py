@@ -24,7 +24,16 @@ s = socket.socket(fam, socket.SOCK_DGRAM); s.bind(("", int(sys.argv[3])))
 for i in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
     s.sendto(b"x", (sys.argv[1], int(sys.argv[2]))); time.sleep(float(sys.argv[5]) if len(sys.argv) > 5 else 0)
 """
-DERIVED = ("cause", "context", "explanation", "fix")  # the classifier's: never recorded
+SEND_FLOWS = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3])):
+    try:
+        s.sendto(b"x", (sys.argv[1], int(sys.argv[2]) + i))  # a new 5-tuple each time
+    except OSError:
+        pass  # 'table full, dropping packet' surfaces as EPERM
+"""
+DERIVED = ("cause", "context", "explanation", "fix", "evidence")  # the classifier's: never recorded
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +128,67 @@ def test_rst_before_any_reply_is_tcp_rst(watcher):
         assert got[0]["tcp_state"] == "close" and "seen_reply" not in got[0]["status"]
         assert got[0]["context"] == "softirq"
         record("tcp-rst", "tcp-rst", got)
+
+
+CLOSE_THEN_REOPEN = """
+import socket, sys, time
+# p closes first (its FIN sets CLOSE_INIT on the entry), h answers with its own FIN:
+# the entry sits in TIME_WAIT. h then reuses the same source port for a new SYN.
+dst, port, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for attempt in range(2):
+    c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("10.9.0.1", sport)); c.settimeout(4); c.connect((dst, port))
+    c.sendall(b"x"); assert c.recv(16) == b"x"
+    while c.recv(16):
+        pass  # until p's FIN
+    c.close(); time.sleep(1)
+print("reopened")
+"""
+ONE_SHOT_ECHO = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(4)
+while True:
+    c, _ = s.accept(); c.sendall(c.recv(16)); c.close()
+"""
+
+
+def test_syn_reusing_a_time_wait_entry_is_tcp_reopen(watcher):
+    with two_hosts(prefix("o")) as lab:
+        ns = in_ns(lab, "h")
+        lab.spawn("p", "python3", "-c", ONE_SHOT_ECHO, "10.9.0.2", "4701")
+        time.sleep(1.5)
+        r = lab.run("h", "python3", "-c", CLOSE_THEN_REOPEN, "10.9.0.2", "4701", "47001")
+        assert "reopened" in r.stdout, r.stderr
+        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("sport") == 47001 and e["cause"] != "userspace-flush")
+        assert got and got[0]["cause"] == "tcp-reopen", [(e["cause"], e.get("tcp_state"), e["stack"]) for e in got]
+        assert got[0]["tcp_state"] in ("time_wait", "close") and "seen_reply" in got[0]["status"]
+        record("tcp-reopen", "tcp-reopen", got[:1])
+
+
+def test_full_table_evicts_unassured_entries_as_early_drop(watcher):
+    """nf_conntrack_max and the hash size are global (settable only from the init
+    namespace: this throwaway guest's), the count per namespace. early_drop
+    looks at 8 buckets from the new flow's hash; the table shrunk to 512 buckets
+    (the one-page minimum) and capped at 16 entries, about one in five of 120
+    unreplied flows finds an entry to evict, the rest are 'table full' drops."""
+    knobs = {"/proc/sys/net/netfilter/nf_conntrack_max": "16", "/sys/module/nf_conntrack/parameters/hashsize": "512"}
+    old = {path: open(path).read().strip() for path in knobs}
+    try:
+        with two_hosts(prefix("x")) as lab:
+            ns = in_ns(lab, "h")
+            for path, value in knobs.items():
+                with open(path, "w") as f:
+                    f.write(value)
+            lab.run("h", "python3", "-c", SEND_FLOWS, "10.9.0.2", "4801", "120", check=True)
+            got = watcher.wait_for(lambda e: ns(e) and e["cause"] == "early-drop", timeout=60, settle=2)
+            assert got, [(e["cause"], e["stack"][:5]) for e in watcher.matching(ns)][:5]
+            assert all(4801 <= e["orig"]["dport"] < 4921 and "assured" not in e["status"] for e in got)
+            record("early-drop", "early-drop", got[:2])
+    finally:
+        for path, value in old.items():
+            with open(path, "w") as f:
+                f.write(value)
 
 
 def _dual_wan_flow(lab, src: str, rounds: int = 5) -> int:

@@ -1,7 +1,8 @@
 """The cause classifier. These stacks are SYNTHETIC: written from the caller
 chains in ../shared/context/conntrack-delete-paths.md (checked against 6.6
-sources), not recorded. Stacks recorded from the booted stock kernel replace
-them when the kernel harness lands (issue 5)."""
+sources), not recorded: they cover paths the kernel tier has not reproduced
+(snat-clash, ipvs-expire). Stacks recorded from the booted stock kernel are
+checked in test_conntrack_recorded.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ CHAINS = [
       "ip_forward_finish+132"], "nat-oif-changed"),  # the seed's bpftrace stack
     (["nf_ct_delete", "iterate_cleanup_work", "process_one_work"], "masquerade-cleanup"),
     (["nf_ct_delete", "early_drop_list", "early_drop", "__nf_conntrack_alloc"], "early-drop"),
+    (["nf_ct_delete", "__nf_conntrack_alloc", "init_conntrack"], "early-drop"),  # early_drop* inlined
+    (["nf_ct_delete", "gc_worker", "process_one_work", "worker_thread"], "early-drop"),  # live entry, table >95%
     (["nf_ct_delete", "nf_conntrack_cleanup_net_list", "nf_conntrack_pernet_exit", "cleanup_net"], "netns-exit"),
     (["nf_ct_delete", "nf_nat_used_tuple_harder", "nf_nat_setup_info"], "snat-clash"),
     (["nf_ct_delete", "ip_vs_conn_drop_conntrack", "ip_vs_conn_expire"], "ipvs-expire"),

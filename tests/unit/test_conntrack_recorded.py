@@ -28,7 +28,7 @@ def load(path: Path) -> dict:
 def test_every_required_reproduction_is_recorded():
     causes = {load(p)["expected_cause"] for p in FIXTURES}
     assert causes >= {"nat-oif-changed", "userspace-delete", "userspace-flush", "timeout", "tcp-rst",
-                      "masquerade-cleanup"}
+                      "masquerade-cleanup", "netns-exit", "tcp-reopen", "early-drop"}
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
@@ -41,6 +41,8 @@ def test_recorded_stack_gives_the_scenarios_cause(path):
         if fx["expected_cause"] in EXPECTED_CONTEXT:
             assert ev["context"] == EXPECTED_CONTEXT[fx["expected_cause"]], ev["stack"]
         assert ev["explanation"]
+        if fx["expected_cause"] in ("nat-oif-changed", "masquerade-cleanup", "tcp-rst", "tcp-reopen", "early-drop"):
+            assert ev["evidence"], ev  # the entry's own state backs the cause
 
 
 def test_human_output_explains_each_cause_once_and_hides_timeouts():

@@ -18,9 +18,13 @@ STACK_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("snat-clash", ("nf_nat_used_tuple_harder",)),
     ("ipvs-expire", ("ip_vs_conn_drop_conntrack", "ip_vs_conn_expire")),
     ("netns-exit", ("nf_conntrack_pernet_exit", "nf_conntrack_cleanup_net_list")),
-    ("early-drop", ("early_drop", "early_drop_list", "gc_worker_can_early_drop")),
     ("tcp", ("nf_conntrack_tcp_packet",)),  # reopen or RST: decided by the entry's state
-    ("timeout", ("nf_ct_gc_expired", "gc_worker")),
+    ("timeout", ("nf_ct_gc_expired",)),
+    # __nf_conntrack_alloc reaches nf_ct_delete only through early_drop (both may be
+    # inlined); gc_worker kills a live entry only when the table is >95% full
+    # (gc_worker_can_early_drop, inlined): its expired ones went through nf_ct_gc_expired
+    ("early-drop", ("early_drop", "early_drop_list", "gc_worker_can_early_drop", "__nf_conntrack_alloc",
+                    "gc_worker")),
 ]
 
 CAUSES = {
@@ -118,6 +122,10 @@ def evidence(cause: str, ev: dict) -> str | None:
         return f"expired {-ev['timeout_left_jiffies']} jiffies before it was reaped"
     if cause == "tcp-rst":
         return f"TCP state {ev.get('tcp_state')}, no reply ever seen"
+    if cause == "tcp-reopen":
+        return f"TCP state {ev.get('tcp_state')} when a new SYN arrived on the same ports"
+    if cause == "early-drop":
+        return "never assured (" + ("a reply was seen" if "seen_reply" in ev.get("status", []) else "no reply seen") + ")"
     return None
 
 
