@@ -3,13 +3,13 @@ network namespaces, with a real tunnel of a chosen kind:
 
     up (2001:db8:1::ff/64) --e0/e0-- srv (2001:db8:1::1/64)
                                       | u0 10.0.0.1/24   tun0 2001:db8:1::2/127
-                         IPv4 underlay (veth)            || tunnel (sit | wireguard | vxlan)
+                         IPv4 underlay (veth)            || tunnel (sit | gre | wireguard | vxlan)
                                       | u0 10.0.0.2/24   tun0 2001:db8:1::3/127, default via ::2
                                      cli
 
 The client's address comes from the upstream /64, so the server must forward
 and answer the upstream's Neighbor Solicitations for it (proxy NDP). `faults`
-breaks one thing the way users do (see FAULTS). sit and wireguard exist only in
+breaks one thing the way users do (see FAULTS). sit, gre and wireguard exist only in
 the stock kernel (tests/kernel); this VM's kernel has vxlan. Every namespace is
 deleted on exit, on a failed build and at interpreter exit; no traffic leaves them.
 """
@@ -75,7 +75,7 @@ class TunnelBrokerLab(NamespaceLab):
         if "no-proxy" not in self.faults:
             self.sh_in(self.srv, f"sysctl -qw net.ipv6.conf.e0.proxy_ndp=1; ip -6 neigh add proxy {CLIENT} dev e0")
         if "drop-encap" in self.faults:
-            rule = {"sit": "-p 41", "vxlan": f"-p udp --dport {VXLAN_PORT}",
+            rule = {"sit": "-p 41", "gre": "-p gre", "vxlan": f"-p udp --dport {VXLAN_PORT}",
                     "wireguard": f"-p udp --dport {WG_PORT}"}[self.kind]
             self.sh_in(self.srv, f"iptables -A INPUT {rule} -j DROP")
         if "forward-drop" in self.faults:
@@ -95,6 +95,8 @@ class TunnelBrokerLab(NamespaceLab):
         """Shell lines creating tun0 (the underlay is u0) and bringing it up."""
         if self.kind == "sit":  # the seed's `ip tunnel add ... mode sit ... ttl 255`
             make = f"ip tunnel add tun0 mode sit remote {remote} local {local} ttl 255"
+        elif self.kind == "gre":  # IPv6 in GRE over IPv4 (RFC 2784), the other broker favourite
+            make = f"ip tunnel add tun0 mode gre remote {remote} local {local} ttl 255"
         elif self.kind == "vxlan":  # an Ethernet tunnel over UDP, standing in for sit on this VM
             # with `dev u0` the kernel sizes the MTU (1450) and refuses more; without
             # it a vxlan gets 1500, the usual way an oversized tunnel MTU happens

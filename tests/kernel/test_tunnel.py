@@ -1,4 +1,4 @@
-"""`v6diag tunnel` against real sit (6in4, RFC 4213) and WireGuard tunnels in
+"""`v6diag tunnel` against real sit (6in4, RFC 4213), GRE (RFC 2784) and WireGuard tunnels in
 the stock kernel: the tunnel-broker topology of tests/tunnel_lab.py passes when
 built right, and each fault users make is named by the right check with the
 right fix. Runs only in the guest (tests/kernel/conftest.py)."""
@@ -14,14 +14,15 @@ from tests.conftest import require_root, require_tools, unavailable
 from tests.kernel.conftest import RESULTS, record_fixture
 from tests.tunnel_lab import CLI4, NOBODY4, SRV4, UPSTREAM, Capture, TunnelBrokerLab, by_id, failing
 
-KINDS = ("sit", "wireguard")
+KINDS = ("sit", "wireguard", "gre")
+MODULES = {"sit": "sit", "wireguard": "wireguard", "gre": "ip_gre"}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _modules():
     require_root()
     require_tools("ip", "iptables", "ip6tables", "wg", "nft")
-    for mod in KINDS:
+    for mod in MODULES.values():
         r = subprocess.run(["modprobe", mod], capture_output=True, text=True)
         if r.returncode:
             unavailable(f"modprobe {mod} failed in the guest: {r.stderr.strip()}")
@@ -100,7 +101,7 @@ def test_encapsulation_dropped_at_server(kind):
     # the server names its own rule and the command that lets the client in
     fix = by_id(srv)[encap]["fix"]
     assert by_id(srv)[encap]["status"] == "fail" and fix.startswith("iptables -I INPUT"), srv
-    assert (f"-s {CLI4} -p 41" in fix) if kind == "sit" else ("--dport 51820" in fix)
+    assert {"sit": f"-s {CLI4} -p 41", "gre": f"-s {CLI4} -p 47", "wireguard": "--dport 51820"}[kind] in fix, fix
     if kind == "wireguard":
         assert by_id(cli)["wg-handshake"]["status"] == "fail"
 
@@ -111,7 +112,8 @@ def test_mtu_1500_on_the_tunnel(kind):
         _settle(lab)
         _, cli = lab.check("cli", "--target", UPSTREAM)
     record_fixture(f"tunnel-{kind}-mtu1500-client", cli)
-    best = 1480 if kind == "sit" else 1440  # 1500 - 20 (RFC 4213 3.2); 1500 - 20 - 8 - 32 (WireGuard)
+    # 1500 - 20 (RFC 4213 3.2); - 20 - 4 (RFC 2784); - 20 - 8 - 32 (WireGuard)
+    best = {"sit": 1480, "gre": 1476, "wireguard": 1440}[kind]
     assert by_id(cli)["mtu"]["status"] == "fail" and by_id(cli)["mtu"]["fix"] == f"ip link set dev tun0 mtu {best}"
     if kind == "sit":  # sit sets DF on the outer header: full-size packets get Packet Too Big
         assert by_id(cli)["pmtu"]["status"] == "fail", cli
