@@ -104,7 +104,9 @@ run_pytest() {
     [ -s "$CACHE/kver" ] || not_ready "not set up: sudo bash tests/kernel/vm.sh setup"
     local results; results=$(mktemp -d /tmp/v6diag-kernel-results.XXXXXX)
     # The guest sees the checkout read-only: no pytest cache, no bytecode writes.
-    local q; printf -v q '%q ' "$@"
+    # (printf with no arguments still prints the format once: '' would be a path to
+    # pytest, and it would collect the whole tree in the guest)
+    local q=""; [ $# -eq 0 ] || printf -v q '%q ' "$@"
     # no test path given: the whole tier
     case " $* " in *" tests/"*) ;; *) q="tests/kernel $q" ;; esac
     local rc=0
