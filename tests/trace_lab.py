@@ -267,4 +267,3 @@ class LiveTrace:
         out, err = self.proc.communicate(timeout=120)
         assert "Traceback" not in err, err
         self.rc, self.report = self.proc.returncode, json.loads(out) if out else None
-

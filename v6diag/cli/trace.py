@@ -139,6 +139,8 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, as_jso
                             send(probe.neighbor_solicitation(info.mac, info.link_local, target))
                     status.update(f"listening on {iface}: {t.packets} packets, {t.messages} ND/DHCPv6 "
                                   f"messages, {now - start:.0f}/{duration:g} s (Ctrl-C to stop)")
+                for frame in sock.queued():  # arrived before the deadline, not read yet
+                    record(frame)
         except KeyboardInterrupt:
             pass  # Ctrl-C ends listening; the report follows
         finally:

@@ -150,6 +150,7 @@ def discover_live(
         quiet = max(QUIET_MIN, timeout * QUIET_FRACTION)
         last_news = start
         window_open = True
+
         def take(frame) -> None:
             nonlocal last_news
             if on_frame:
