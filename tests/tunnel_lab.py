@@ -3,7 +3,7 @@ network namespaces, with a real tunnel of a chosen kind:
 
     up (2001:db8:1::ff/64) --e0/e0-- srv (2001:db8:1::1/64)
                                       | u0 10.0.0.1/24   tun0 2001:db8:1::2/127
-                         IPv4 underlay (veth)            || tunnel (sit | gre | wireguard | vxlan)
+                         IPv4 underlay (veth)            || tunnel (sit | gre | ip6tnl | wireguard | vxlan)
                                       | u0 10.0.0.2/24   tun0 2001:db8:1::3/127, default via ::2
                                      cli
 
@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 V6DIAG = str(ROOT / ".venv/bin/v6diag")
 CLIENT, SERVER_TUN, SERVER_EXT, UPSTREAM = "2001:db8:1::3", "2001:db8:1::2", "2001:db8:1::1", "2001:db8:1::ff"
 SRV4, CLI4, NOBODY4 = "10.0.0.1", "10.0.0.2", "10.0.0.9"
+# ip6tnl (ip6ip6, RFC 2473) runs over an IPv6 underlay on the same u0 veth
+SRV6, CLI6, NOBODY6 = "fd00:10::1", "fd00:10::2", "fd00:10::9"
+UNDERLAY6 = {SRV4: SRV6, CLI4: CLI6, NOBODY4: NOBODY6}
 VXLAN_PORT, WG_PORT = 4789, 51820
 FAULTS = ("no-proxy", "no-forwarding", "drop-encap", "mtu-1500", "wrong-remote", "server-wrong-remote",
           "forward-drop")
@@ -64,6 +67,9 @@ class TunnelBrokerLab(NamespaceLab):
             ip addr add {SERVER_EXT}/64 dev e0 nodad; ip addr add {SRV4}/24 dev u0
             ip -6 route add default via {UPSTREAM} dev e0""")
         self.sh_in(self.cli, f"""{nodad}; ip link set lo up; ip link set u0 up; ip addr add {CLI4}/24 dev u0""")
+        if self.kind == "ip6tnl":
+            self.sh_in(self.srv, f"ip addr add {SRV6}/64 dev u0 nodad")
+            self.sh_in(self.cli, f"ip addr add {CLI6}/64 dev u0 nodad")
         keys = self._keys() if self.kind == "wireguard" else None
         srv_remote = NOBODY4 if "server-wrong-remote" in self.faults else CLI4
         cli_remote = NOBODY4 if "wrong-remote" in self.faults else SRV4
@@ -75,9 +81,10 @@ class TunnelBrokerLab(NamespaceLab):
         if "no-proxy" not in self.faults:
             self.sh_in(self.srv, f"sysctl -qw net.ipv6.conf.e0.proxy_ndp=1; ip -6 neigh add proxy {CLIENT} dev e0")
         if "drop-encap" in self.faults:
-            rule = {"sit": "-p 41", "gre": "-p gre", "vxlan": f"-p udp --dport {VXLAN_PORT}",
+            rule = {"sit": "-p 41", "ip6tnl": "-p 41", "gre": "-p gre", "vxlan": f"-p udp --dport {VXLAN_PORT}",
                     "wireguard": f"-p udp --dport {WG_PORT}"}[self.kind]
-            self.sh_in(self.srv, f"iptables -A INPUT {rule} -j DROP")
+            tool = "ip6tables" if self.kind == "ip6tnl" else "iptables"
+            self.sh_in(self.srv, f"{tool} -A INPUT {rule} -j DROP")
         if "forward-drop" in self.faults:
             self.sh_in(self.srv, "ip6tables -P FORWARD DROP")
         if "mtu-1500" in self.faults:
@@ -95,6 +102,8 @@ class TunnelBrokerLab(NamespaceLab):
         """Shell lines creating tun0 (the underlay is u0) and bringing it up."""
         if self.kind == "sit":  # the seed's `ip tunnel add ... mode sit ... ttl 255`
             make = f"ip tunnel add tun0 mode sit remote {remote} local {local} ttl 255"
+        elif self.kind == "ip6tnl":  # default encaplimit 4: an 8-byte destination option (RFC 2473 4.1.1)
+            make = f"ip -6 tunnel add tun0 mode ip6ip6 remote {UNDERLAY6[remote]} local {UNDERLAY6[local]}"
         elif self.kind == "gre":  # IPv6 in GRE over IPv4 (RFC 2784), the other broker favourite
             make = f"ip tunnel add tun0 mode gre remote {remote} local {local} ttl 255"
         elif self.kind == "vxlan":  # an Ethernet tunnel over UDP, standing in for sit on this VM

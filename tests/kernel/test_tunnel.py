@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import require_root, require_tools, unavailable
 from tests.kernel.conftest import RESULTS, record_fixture
-from tests.tunnel_lab import CLI4, NOBODY4, SRV4, UPSTREAM, Capture, TunnelBrokerLab, by_id, failing
+from tests.tunnel_lab import CLI4, CLI6, NOBODY4, SRV4, UPSTREAM, Capture, TunnelBrokerLab, by_id, failing
 
 KINDS = ("sit", "wireguard", "gre")
-MODULES = {"sit": "sit", "wireguard": "wireguard", "gre": "ip_gre"}
+MODULES = {"sit": "sit", "wireguard": "wireguard", "gre": "ip_gre", "ip6tnl": "ip6_tunnel"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,3 +141,25 @@ def test_server_tunnel_points_elsewhere_sit():
     c = by_id(cli)["proto41"]
     assert c["status"] == "fail" and f"{SRV4} sent back" in c["message"] and "unreachable" in c["message"], cli
     assert f"remote {CLI4}" in c["fix"]
+
+
+def test_ip6ip6_over_an_ipv6_underlay():
+    """ip6tnl (RFC 2473) on the same broker, the underlay now IPv6: passes when
+    right; protocol 41 dropped by the server's ip6tables is named with an
+    ip6tables fix; MTU 1500 is cut to 1500 - 40 - 8 (the encapsulation limit option)."""
+    with _lab("ip6tnl") as lab:
+        rc, cli = lab.check("cli", "--target", UPSTREAM)
+        rc_s, srv = lab.check("srv")
+    record_fixture("tunnel-ip6tnl-ok-client", cli)
+    assert (rc, cli["role"], failing(cli)) == (0, "client", set()), cli
+    assert (rc_s, srv["role"], failing(srv)) == (0, "server", set()), srv
+    assert by_id(cli)["proto41"]["status"] == by_id(cli)["reach-target"]["status"] == "pass"
+    with _lab("ip6tnl", "drop-encap") as lab:
+        _, cli = lab.check("cli", "--target", UPSTREAM)
+        _, srv = lab.check("srv")
+    assert {"proto41", "reach-peer"} <= failing(cli), cli
+    fix = by_id(srv)["proto41"]["fix"]
+    assert fix.startswith("ip6tables -I INPUT") and f"-s {CLI6} -p 41" in fix, srv
+    with _lab("ip6tnl", "mtu-1500") as lab:
+        _, cli = lab.check("cli", "--target", UPSTREAM)
+    assert by_id(cli)["mtu"]["status"] == "fail" and by_id(cli)["mtu"]["fix"] == "ip link set dev tun0 mtu 1452", cli
