@@ -187,16 +187,15 @@ def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed):
         # already be listening when the ping starts
         with LiveTrace(lab.srv, "-i", "e0", "-d", "5") as live:
             reached = lab.ping_client_from_upstream()
-        result = {"rc": live.rc, "report": live.report}
     assert reached == fixed
     ns_up = next(e for e in probe["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
-    ns_srv = next(e for e in result["report"]["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
+    ns_srv = next(e for e in live.report["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
     assert ns_up["answered"] == ns_srv["answered"] == fixed
     if fixed:
         assert rc == 0 and "ns-unanswered" not in codes(probe)
     else:
-        assert rc == 1 and result["rc"] == 1
-        fix = next(f["fix"] for f in result["report"]["findings"] if f["code"] == "ns-unanswered")
+        assert rc == 1 and live.rc == 1
+        fix = next(f["fix"] for f in live.report["findings"] if f["code"] == "ns-unanswered")
         # on the server the fix names its own external interface
         assert f"ip -6 neigh add proxy {lab.CLIENT} dev e0" in fix and "proxy_ndp=1" in fix
         assert "forwarding=1" in fix
