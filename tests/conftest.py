@@ -1,17 +1,22 @@
 """Test tiers by directory: tests/unit (no root), tests/integration (root,
-network namespaces), tests/kernel (booted stock kernel, later issues).
+network namespaces), tests/kernel (booted stock kernel, tests/kernel/vm.sh).
 
 With CI=true a tier that cannot run here is a failure, not a skip: CI runs as
-root with everything `.ci/setup --tests` installs."""
+root with everything `.ci/setup --tests` installs.
+
+Two fixtures every test shares: `v6diag_cmd` (how to run the installed CLI) and
+`build_lab` / `build_module_lab` (namespace labs, torn down after the test or
+the module, pass or fail)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.lab import v6diag_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "pcaps"
@@ -43,8 +48,43 @@ def require_tools(*names: str) -> None:
         unavailable(f"needs {', '.join(missing)} (bash .ci/setup --tests installs it)")
 
 
-@pytest.fixture
+def pytest_report_header(config):
+    if os.environ.get("V6DIAG_IN_GUEST") != "1":
+        return ("kernel tier: not part of a host run (this kernel lacks kprobes, sit, wireguard); "
+                "it runs in a booted stock kernel with `bash tests/kernel/vm.sh pytest`")
+    return None
+
+
+@pytest.fixture(scope="session")
 def v6diag_cmd() -> list[str]:
-    """The installed console script, run as a user would."""
-    exe = Path(sys.executable).parent / "v6diag"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "v6diag"]
+    """The installed console script, run as a user would (tests.lab.v6diag_command)."""
+    return v6diag_command()
+
+
+def _lab_builder():
+    built = []
+
+    def build(lab):
+        built.append(lab)
+        return lab.__enter__()
+
+    return build, built
+
+
+@pytest.fixture
+def build_lab():
+    """build_lab(SomeLab(...)) -> the built lab; every namespace and process it made
+    is gone after the test, whether it passed or failed."""
+    build, built = _lab_builder()
+    yield build
+    for lab in reversed(built):
+        lab.close()
+
+
+@pytest.fixture(scope="module")
+def build_module_lab():
+    """The same for labs that several tests of a module share (a 32-host LAN)."""
+    build, built = _lab_builder()
+    yield build
+    for lab in reversed(built):
+        lab.close()

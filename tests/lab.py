@@ -12,8 +12,10 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 GLOBAL_PREFIX = "2001:db8:1::"  # RFC 3849 documentation prefix
 ULA_PREFIX = "fd00:6d:1::"
@@ -78,9 +80,36 @@ def default_hosts(n: int = 32) -> list[HostSpec]:
     return hosts
 
 
+def v6diag_command() -> list[str]:
+    """How every test runs v6diag: the console script installed beside this Python
+    (a venv, pipx, `pip install --user`, a wheel), else `python -m v6diag`. Never a
+    path inside the checkout: a clone set up any other way must pass too."""
+    exe = Path(sys.executable).parent / "v6diag"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "v6diag"]
+
+
+def wait_until(pred, what: str, timeout: float = 30.0, interval: float = 0.05):
+    """Poll pred() until it returns something true, and return that; tests
+    synchronise on what they can observe, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
 class NamespaceLab:
-    """Build on enter; tear down on exit, on a failed build and at interpreter exit.
-    Subclasses implement _build() and close()."""
+    """The one owner of what a test builds: network namespaces and the processes
+    running in them. Subclasses implement _build() with add_ns() and spawn();
+    everything is torn down on exit, when the build fails halfway, and at
+    interpreter exit (tests use it through the `build_lab` fixtures)."""
+
+    def __init__(self):
+        self._namespaces: list[str] = []
+        self._procs: list[subprocess.Popen] = []
 
     def __enter__(self):
         atexit.register(self.close)
@@ -97,8 +126,60 @@ class NamespaceLab:
     def _build(self) -> None:
         raise NotImplementedError
 
+    def add_ns(self, name: str) -> str:
+        sh("ip", "netns", "add", name)
+        self._namespaces.append(name)
+        return name
+
+    def spawn(self, ns: str | None, *cmd: str, **popen) -> subprocess.Popen:
+        """A process in namespace `ns` (None: here), stopped at teardown."""
+        argv = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
+        p = subprocess.Popen(argv, **popen)
+        self._procs.append(p)
+        return p
+
     def close(self) -> None:
-        raise NotImplementedError
+        procs, self._procs = self._procs, []
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        while self._namespaces:
+            sh("ip", "netns", "del", self._namespaces.pop(), check=False)
+
+
+class Namespaces(NamespaceLab):
+    """Named namespaces (lo up in each), then (namespace, shell script) steps in
+    order, '@' in a script standing for the prefix."""
+
+    def __init__(self, prefix: str, names: list[str], steps: list[tuple[str, str]] = ()):
+        super().__init__()
+        self.prefix, self.names, self.steps = prefix, names, list(steps)
+
+    def name(self, short: str) -> str:
+        return f"{self.prefix}-{short}"
+
+    def _build(self) -> None:
+        for short in self.names:
+            self.add_ns(self.name(short))
+            sh("ip", "netns", "exec", self.name(short), "ip", "link", "set", "lo", "up")
+        for short, script in self.steps:
+            self.sh(short, script)
+
+    def sh(self, short: str, script: str) -> None:
+        sh("ip", "netns", "exec", self.name(short), "sh", "-ec", script.replace("@", self.prefix + "-"))
+
+    def run(self, short: str, *cmd: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.name(short), *cmd], capture_output=True, text=True,
+                              check=check, timeout=timeout)
+
+    def spawn_in(self, short: str, *cmd: str) -> subprocess.Popen:
+        return self.spawn(self.name(short), *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class LanLab(NamespaceLab):
@@ -113,22 +194,18 @@ class LanLab(NamespaceLab):
         self.prefix = prefix or f"v6d{os.getpid() % 100000}{chr(97 + next(_LAB_IDS) % 26)}"
         self.bridge_ns = f"{self.prefix}-br"
         self.prober = f"{self.prefix}-p"
-        self._created: list[str] = []
         self._ports = 0
+        super().__init__()
 
     def ns(self, host: HostSpec) -> str:
         return f"{self.prefix}-{host.name}"
 
     # -- build ---------------------------------------------------------------
-    def _add_ns(self, name: str) -> None:
-        sh("ip", "netns", "add", name)
-        self._created.append(name)
-
     def _build(self) -> None:
-        self._add_ns(self.bridge_ns)
-        self._add_ns(self.prober)
+        self.add_ns(self.bridge_ns)
+        self.add_ns(self.prober)
         for h in self.hosts:
-            self._add_ns(self.ns(h))
+            self.add_ns(self.ns(h))
         batch = ["link add br0 type bridge", "link set br0 up"]
         batch += self._attach(self.prober, self.PROBER_IF, self.PROBER_MAC)
         for h in self.hosts:
@@ -155,7 +232,7 @@ class LanLab(NamespaceLab):
 
     def add_host(self, h: HostSpec, dad: bool = True) -> HostSpec:
         """Plug a new device into the running LAN; with DAD, as a real host boots."""
-        self._add_ns(self.ns(h))
+        self.add_ns(self.ns(h))
         sh("ip", "-n", self.bridge_ns, "-batch", "-",
            input="\n".join(self._attach(self.ns(h), "eth0", h.mac)) + "\n")
         sh("ip", "netns", "exec", self.ns(h), "sh", "-ec", self._host_script(h, dad))
@@ -207,8 +284,3 @@ class LanLab(NamespaceLab):
     def exec_prober(self, *cmd: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.prober, *cmd], capture_output=True,
                               text=True, timeout=timeout, check=check)
-
-    def close(self) -> None:
-        for name in reversed(self._created):
-            sh("ip", "netns", "del", name, check=False)
-        self._created.clear()

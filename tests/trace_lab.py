@@ -3,7 +3,7 @@
 RouterLab: a router namespace (radvd + kea-dhcp6-server with a prefix-delegation
 pool) and a client namespace (dhcpcd, or systemd-networkd run without systemd as
 PID 1) on one veth link.
-TunnelLab: the tunnel-broker topology of ../shared/seeds/tunnel-server-ndp-proxy:
+TunnelLab: the tunnel-broker topology (a server proxying NDP for its client):
 upstream router -- server (external e0) -- veth "tunnel" -- client, the client's
 address taken from the upstream /64, so the server must proxy NDP and forward."""
 
@@ -14,13 +14,10 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from tests.lab import NamespaceLab, sh
+from tests.lab import NamespaceLab, sh, v6diag_command, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-V6DIAG = str(ROOT / ".venv/bin/v6diag")
 NETWORKD = "/lib/systemd/systemd-networkd"
 _n = [0]
 
@@ -37,23 +34,19 @@ class RouterLab(NamespaceLab):
     def __init__(self):
         self.r, self.c = _name("r"), _name("c")
         self.tmp = Path(tempfile.mkdtemp(prefix="v6diag-trace-"))
-        self.procs: list[subprocess.Popen] = []
-        self._made: list[str] = []
+        super().__init__()
 
     def _build(self) -> None:
         for ns in (self.r, self.c):
-            sh("ip", "netns", "add", ns)
-            self._made.append(ns)
+            self.add_ns(ns)
         sh("ip", "-n", self.r, "link", "add", "r0", "type", "veth", "peer", "name", "c0", "netns", self.c)
         sh("ip", "netns", "exec", self.r, "sh", "-ec", f"""
             sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.default.accept_dad=0
             sysctl -qw net.ipv6.conf.r0.accept_dad=0
             ip link set lo up; ip link set r0 up; ip addr add {self.PREFIX}1/64 dev r0""")
         sh("ip", "netns", "exec", self.c, "sh", "-ec", "ip link set lo up; ip link set c0 up")
-        deadline = time.monotonic() + 10  # the client's link-local must finish DAD
-        while time.monotonic() < deadline and sh("ip", "-n", self.c, "-6", "addr", "show", "dev", "c0",
-                                                  "tentative").stdout.strip():
-            time.sleep(0.1)
+        wait_until(lambda: not sh("ip", "-n", self.c, "-6", "addr", "show", "dev", "c0", "tentative").stdout.strip(),
+                   "the client's link-local address to finish DAD", timeout=10)
 
     def start(self, managed: bool, pd_pool: bool = True) -> None:
         """radvd with M (managed) or only O (other config), and kea."""
@@ -78,21 +71,18 @@ class RouterLab(NamespaceLab):
                                       "severity": "ERROR"}]}}
         (self.tmp / "kea.json").write_text(json.dumps(kea))
         env = {**os.environ, "KEA_PIDFILE_DIR": str(self.tmp), "KEA_LOCKFILE_DIR": str(self.tmp)}
-        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.r, "kea-dhcp6", "-c", str(self.tmp / "kea.json")],
-                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.r, "radvd", "-C", str(conf), "-n",
-                                            "-p", str(self.tmp / "radvd.pid"), "-m", "stderr"],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        # ready means kea bound UDP 547 and radvd opened its raw ICMPv6 socket; a
-        # fixed sleep was not enough on a loaded machine (an early RS went unheard)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            udp = sh("ip", "netns", "exec", self.r, "ss", "-Hlun", "sport = :547", check=False).stdout
-            raw = sh("ip", "netns", "exec", self.r, "ss", "-Hwap", check=False).stdout
-            if udp.strip() and "radvd" in raw:
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)  # radvd sends its first RA once the raw socket is set up
+        self.spawn(self.r, "kea-dhcp6", "-c", str(self.tmp / "kea.json"), env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+        # ready: kea listens on UDP 547 and radvd has heard its own first RA come back
+        # ("received RA from ... (myself)", debug level 3); fixed sleeps lost an early RS
+        # on a loaded machine
+        log = self.tmp / "radvd.log"
+        self.spawn(self.r, "radvd", "-C", str(conf), "-n", "-p", str(self.tmp / "radvd.pid"), "-d", "3",
+                   "-m", "logfile", "-l", str(log), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: sh("ip", "netns", "exec", self.r, "ss", "-Hlun", "sport = :547", check=False).stdout.strip(),
+                   "kea-dhcp6 to listen on UDP 547", timeout=15)
+        wait_until(lambda: log.exists() and "(myself)" in log.read_text(), "radvd's first RA", timeout=15)
+
 
     def dhcpcd(self, ia_pd: bool, seconds: float = 6.0) -> None:
         """Run dhcpcd on the client for a while, IPv6 only; with `ia_pd 1` it
@@ -159,24 +149,12 @@ class RouterLab(NamespaceLab):
             sh("ip", "netns", "exec", self.c, "ip", "-6", "addr", "flush", "dev", "c0", "scope", "global",
                check=False)
 
-    def run_networkd(self, network: str, seconds: float = 5.0) -> str:
-        """networkd for a while; returns its log."""
+    def run_networkd(self, network: str, until: str, timeout: float = 10.0) -> str:
+        """networkd until its log shows `until` (e.g. the DHCPv6 exchange it must
+        make); returns its log."""
         with self.networkd(network) as log:
-            time.sleep(seconds)
+            wait_until(lambda: until in log.read_text(), f"systemd-networkd to log {until!r}", timeout=timeout)
         return log.read_text()
-
-    def close(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.procs.clear()
-        for ns in self._made:
-            sh("ip", "netns", "del", ns, check=False)
-        self._made.clear()
 
 
 class TunnelLab(NamespaceLab):
@@ -187,12 +165,11 @@ class TunnelLab(NamespaceLab):
     def __init__(self, proxy: bool, forwarding: bool):
         self.up, self.srv, self.cli = _name("u"), _name("s"), _name("c")
         self.proxy, self.forwarding = proxy, forwarding
-        self._made: list[str] = []
+        super().__init__()
 
     def _build(self) -> None:
         for ns in (self.up, self.srv, self.cli):
-            sh("ip", "netns", "add", ns)
-            self._made.append(ns)
+            self.add_ns(ns)
         sh("ip", "-n", self.up, "link", "add", "e0", "type", "veth", "peer", "name", "e0", "netns", self.srv)
         sh("ip", "-n", self.srv, "link", "add", "tun0", "type", "veth", "peer", "name", "tun0", "netns", self.cli)
         nodad = "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0"
@@ -215,31 +192,28 @@ class TunnelLab(NamespaceLab):
             ip link set lo up; ip link set tun0 up
             ip addr add {self.CLIENT}/127 dev tun0 nodad
             ip -6 route add default via 2001:db8:1::2 dev tun0""")
-        time.sleep(0.3)
 
     def ping_client_from_upstream(self) -> bool:
         return sh("ip", "netns", "exec", self.up, "ping", "-6", "-c2", "-W2", self.CLIENT, check=False).returncode == 0
 
-    def close(self) -> None:
-        for ns in self._made:
-            sh("ip", "netns", "del", ns, check=False)
-        self._made.clear()
 
-
-def capture(ns: str, iface: str, path: Path, action, settle: float = 0.5) -> None:
-    """tcpdump (ND and DHCPv6 only) in `ns` while action() runs."""
+def capture(ns: str, iface: str, path: Path, action, done) -> None:
+    """tcpdump (ND and DHCPv6 only) in `ns` while action() runs, until done(path)
+    says the capture holds what the test needs."""
     p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", iface, "--immediate-mode", "-U", "-s", "0",
                           "-w", str(path), "icmp6 or udp port 546 or udp port 547"],
                          stderr=subprocess.PIPE, text=True)
-    assert "listening" in p.stderr.readline()
-    action()
-    time.sleep(settle)
-    p.terminate()
-    p.wait(timeout=10)
+    try:
+        assert "listening" in p.stderr.readline()
+        action()
+        wait_until(lambda: done(path), "the capture to hold the exchange", timeout=15)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
 
 
 def trace_json(*args: str, ns: str | None = None) -> tuple[int, dict]:
-    cmd = [V6DIAG, "--json", "trace", *args]
+    cmd = [*v6diag_command(), "--json", "trace", *args]
     if ns:
         cmd = ["ip", "netns", "exec", ns, *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -252,7 +226,7 @@ class LiveTrace:
     stderr), so nothing the test causes next can go out before it is watching."""
 
     def __init__(self, ns: str, *args: str):
-        self.cmd = ["ip", "netns", "exec", ns, V6DIAG, "--json", "trace", *args]
+        self.cmd = ["ip", "netns", "exec", ns, *v6diag_command(), "--json", "trace", *args]
         self.rc, self.report = None, None
 
     def __enter__(self) -> "LiveTrace":

@@ -1,5 +1,5 @@
-"""The tunnel-broker topology of ../shared/seeds/tunnel-server-ndp-proxy, in
-network namespaces, with a real tunnel of a chosen kind:
+"""The tunnel-broker topology (a tunnel server that hands its client an address
+from its own upstream /64, so it must proxy NDP for it), in network namespaces, with a real tunnel of a chosen kind:
 
     up (2001:db8:1::ff/64) --e0/e0-- srv (2001:db8:1::1/64)
                                       | u0 10.0.0.1/24   tun0 2001:db8:1::2/127
@@ -23,10 +23,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.lab import NamespaceLab, sh
+from tests.lab import NamespaceLab, sh, v6diag_command, wait_until
+from v6diag.core.capture import CaptureReader
 
-ROOT = Path(__file__).resolve().parents[1]
-V6DIAG = str(ROOT / ".venv/bin/v6diag")
 CLIENT, SERVER_TUN, SERVER_EXT, UPSTREAM = "2001:db8:1::3", "2001:db8:1::2", "2001:db8:1::1", "2001:db8:1::ff"
 SRV4, CLI4, NOBODY4 = "10.0.0.1", "10.0.0.2", "10.0.0.9"
 # ip6tnl (ip6ip6, RFC 2473) runs over an IPv6 underlay on the same u0 veth
@@ -45,15 +44,14 @@ class TunnelBrokerLab(NamespaceLab):
         tag = f"v6tu{os.getpid() % 100000}{next(_IDS)}"
         self.up, self.srv, self.cli = f"{tag}u", f"{tag}s", f"{tag}c"
         self.tmp = Path(tempfile.mkdtemp(prefix="v6diag-tunnel-"))
-        self._made: list[str] = []
+        super().__init__()
 
     def sh_in(self, ns: str, script: str) -> None:
         sh("ip", "netns", "exec", ns, "sh", "-ec", script)
 
     def _build(self) -> None:
         for ns in (self.up, self.srv, self.cli):
-            sh("ip", "netns", "add", ns)
-            self._made.append(ns)
+            self.add_ns(ns)
         # e0: upstream <-> server (IPv6); u0: server <-> client (the IPv4 underlay)
         for a, b, link in ((self.up, self.srv, "e0"), (self.srv, self.cli, "u0")):
             sh("ip", "-n", a, "link", "add", link, "type", "veth", "peer", "name", link, "netns", b)
@@ -119,7 +117,7 @@ class TunnelBrokerLab(NamespaceLab):
         return f"{make}\nsysctl -qw net.ipv6.conf.tun0.accept_dad=0\nip link set tun0 up"
 
     def run(self, ns: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", ns, V6DIAG, *args], capture_output=True, text=True,
+        return subprocess.run(["ip", "netns", "exec", ns, *v6diag_command(), *args], capture_output=True, text=True,
                               timeout=timeout)
 
     def check(self, side: str, *args: str) -> tuple[int, dict]:
@@ -128,10 +126,6 @@ class TunnelBrokerLab(NamespaceLab):
         assert "Traceback" not in r.stderr and r.stdout, r.stderr
         return r.returncode, json.loads(r.stdout)
 
-    def close(self) -> None:
-        for ns in self._made:
-            sh("ip", "netns", "del", ns, check=False)
-        self._made.clear()
 
 
 def by_id(report: dict) -> dict[str, dict]:
@@ -144,37 +138,41 @@ def failing(report: dict) -> set[str]:
 
 class Capture:
     """tcpdump on `iface` in `ns` while the block runs (the underlay, to record
-    what the tunnel carried); no-op when tcpdump is missing."""
+    what the tunnel carried); no-op when tcpdump is missing. `done(path)`, when
+    given, must hold before tcpdump is stopped (SIGTERM drops what it has not read)."""
 
     def __init__(self, ns: str, path: Path, iface: str = "u0"):
         self.ns, self.path, self.iface, self.proc = ns, Path(path), iface, None
+        self.done = None
 
     def __enter__(self):
         import shutil
-        import time
 
         if shutil.which("tcpdump"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface, "-U", "-s", "0",
-                                          "-w", str(self.path)], stderr=subprocess.PIPE, text=True)
+                                          "--immediate-mode", "-w", str(self.path)], stderr=subprocess.PIPE, text=True)
             assert "listening" in self.proc.stderr.readline()
-            time.sleep(0.1)
         return self
 
     def __exit__(self, *exc):
-        import time
-
         if self.proc:
-            time.sleep(0.3)  # the last replies, written with -U
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                if self.done and not exc[0]:
+                    wait_until(lambda: self.done(self.path), "tcpdump to write what v6diag saw", timeout=15)
+            finally:
+                self.proc.terminate()
+                self.proc.wait(timeout=10)
 
 
 def record(kind: str, faults: tuple[str, ...], path: Path) -> dict:
     """Record the client's underlay while `v6diag tunnel` probes it; return the
     lab's truth (what was configured, what v6diag said live) for pcaps/."""
-    with TunnelBrokerLab(kind, faults) as lab, Capture(lab.cli, path):
+    with TunnelBrokerLab(kind, faults) as lab, Capture(lab.cli, path) as cap:
         rc, report = lab.check("cli", "--target", UPSTREAM)
+        # v6diag's own underlay capture ran inside tcpdump's: tcpdump holds at least as much
+        seen = (report["underlay"] or {}).get("packets", 0)
+        cap.done = lambda p: sum(1 for _ in CaptureReader(str(p))) >= seen
     return {"file": Path(path).name, "kind": kind, "faults": list(faults), "client_underlay": CLI4,
             "server_underlay": SRV4, "client": CLIENT, "server_tunnel": SERVER_TUN, "target": UPSTREAM,
             "live_exit_code": rc, "live_failing": sorted(failing(report)), "live_underlay": report["underlay"]}

@@ -17,7 +17,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 
-from v6diag.decode.checksum import fold, ones_sum
+from v6diag.core.inet import fold, ones_sum
 
 
 @dataclass

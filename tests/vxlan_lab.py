@@ -14,13 +14,9 @@ import json
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-from tests.lab import NamespaceLab, sh
+from tests.lab import NamespaceLab, sh, v6diag_command
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = str(ROOT / ".venv/bin/python")
 _IDS = itertools.count()
 
 SERVER = r"""
@@ -91,8 +87,7 @@ class VxlanLab(NamespaceLab):
         n = f"{os.getpid() % 100000}{next(_IDS)}"
         self.a, self.b = f"v6dvx{n}a", f"v6dvx{n}b"
         self.port, self.underlay = port, underlay
-        self.server: subprocess.Popen | None = None
-        self._made: list[str] = []
+        super().__init__()
 
     def addr(self, side: str, what: str) -> str:
         i = 1 if side == "a" else 2
@@ -103,8 +98,7 @@ class VxlanLab(NamespaceLab):
 
     def _build(self) -> None:
         for ns in (self.a, self.b):
-            sh("ip", "netns", "add", ns)
-            self._made.append(ns)
+            self.add_ns(ns)
         sh("ip", "-n", self.a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", self.b)
         u = "u4" if self.underlay == 4 else "u6"
         plen = 24 if self.underlay == 4 else 64
@@ -120,9 +114,9 @@ class VxlanLab(NamespaceLab):
                 ip addr add {self.addr(side, 'o4')}/24 dev vx0
                 ip addr add {self.addr(side, 'o6')}/64 dev vx0 nodad
                 ip link set vx0 up""")
-        self.server = subprocess.Popen(["ip", "netns", "exec", self.b, sys.executable, "-c", SERVER],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.server.stdout.readline().strip() == "ready"
+        server = self.spawn(self.b, sys.executable, "-c", SERVER, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+        assert server.stdout.readline().strip() == "ready"
         # neighbours first, so every later packet is data
         for o in ("o4", "o6"):
             sh("ip", "netns", "exec", self.a, "ping", "-c1", "-W2", self.addr("b", o), check=False)
@@ -142,32 +136,22 @@ class VxlanLab(NamespaceLab):
 
     def inject_bad_outer_udp(self, n: int) -> None:
         u = "u4" if self.underlay == 4 else "u6"
-        sh("ip", "netns", "exec", self.a, PY, "-c", INJECT, self.link("a", "u0")["address"],
+        sh("ip", "netns", "exec", self.a, sys.executable, "-c", INJECT, self.link("a", "u0")["address"],
            self.link("b", "u0")["address"], self.addr("a", u), self.addr("b", u), str(self.port),
            self.link("a", "vx0")["address"], self.link("b", "vx0")["address"], str(n))
 
     def in_csum_errors(self, side: str) -> dict:
-        code = "from v6diag.sources.kernelstats import udp_in_csum_errors as f; import json; print(json.dumps(f()))"
-        return json.loads(sh("ip", "netns", "exec", self.ns(side), PY, "-c", code).stdout)
-
-    def close(self) -> None:
-        if self.server:
-            self.server.kill()
-            self.server.wait()
-            self.server = None
-        for ns in self._made:
-            sh("ip", "netns", "del", ns, check=False)
-        self._made.clear()
+        code = "from v6diag.checksum.host import udp_in_csum_errors as f; import json; print(json.dumps(f()))"
+        return json.loads(sh("ip", "netns", "exec", self.ns(side), sys.executable, "-c", code).stdout)
 
 
 def run_live_checksum(lab: VxlanLab, side: str, action, seconds: float = 4.0, *extra: str) -> dict:
     """Run `v6diag checksum -i u0 --json` in `side` while `action()` runs."""
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(side), str(ROOT / ".venv/bin/v6diag"), "checksum",
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(side), *v6diag_command(), "checksum",
                              "-i", "u0", "-d", str(seconds), "--json", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()  # "capturing on u0 ...": the socket is open
+    line = proc.stderr.readline()  # "capturing on u0 ...": printed once the socket is bound
     assert "capturing" in line, line
-    time.sleep(0.2)
     action()
     out, err = proc.communicate(timeout=seconds + 60)
     assert proc.returncode in (0, 1), err

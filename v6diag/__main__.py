@@ -1,3 +1,3 @@
-from v6diag.cli.app import main
+from v6diag.app import main
 
 main()

@@ -5,13 +5,17 @@ receiver (its UDP InCsumErrors must agree)."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
-import time
+import threading
 
 import pytest
 
 from tests.conftest import require_root, require_tools
+from tests.lab import wait_until
 from tests.vxlan_lab import VxlanLab, run_live_checksum
+from v6diag.core.capture import CaptureReader
 
 PARTIAL = ("outer_udp_partial", "inner_tcp_partial", "inner_udp_partial")
 
@@ -21,12 +25,25 @@ def bad(counts: dict) -> int:
 
 
 @pytest.fixture(params=[(8472, 4), (4789, 6)], ids=["8472-ipv4-underlay", "4789-ipv6-underlay"])
-def lab(request):
+def lab(request, build_lab):
     """A fresh tunnel per test: offload settings and counters start clean."""
     require_root()
     require_tools("ip", "ethtool", "tcpdump", "ping")
-    with VxlanLab(*request.param) as lab:
-        yield lab
+    return build_lab(VxlanLab(*request.param))
+
+
+def injected_frames(path) -> int:
+    """Frames in a capture that lab.inject_bad_outer_udp sent (outer UDP source
+    ports 50000-50006): once all are there, tcpdump has written everything before."""
+    n = 0
+    for f in CaptureReader(str(path)):
+        d = f.data
+        ip = 14 if d[12:14] == b"\x08\x00" else None
+        if ip is not None and len(d) > ip + 22 and d[ip + 9] == 17:
+            n += 50000 <= int.from_bytes(d[ip + 20 : ip + 22], "big") <= 50006
+        elif d[12:14] == b"\x86\xdd" and len(d) > 56 and d[20] == 17:
+            n += 50000 <= int.from_bytes(d[54:56], "big") <= 50006
+    return n
 
 
 def test_offload_on_shows_partial_confirmed_by_the_kernel_never_bad(lab):
@@ -82,12 +99,13 @@ def test_tcpdump_capture_of_the_same_traffic_gets_the_same_verdicts(lab, tmp_pat
     lab.set_offload("b", False)
     lab.traffic(datagrams=5, tcp_bytes=5000)
     lab.inject_bad_outer_udp(7)
-    time.sleep(0.5)
-    dump.terminate()
-    dump.wait(timeout=10)
+    try:  # the injected frames come last: once all 7 are written, so is the traffic
+        wait_until(lambda: path.exists() and injected_frames(path) == 7, "tcpdump to write the 7 injected frames")
+    finally:
+        dump.terminate()
+        dump.wait(timeout=10)
     r = subprocess.run([*v6diag_cmd, "checksum", str(path), "--json"], capture_output=True, text=True)
     assert r.returncode == 1, r.stderr  # bad checksums found
-    import json
     report = json.loads(r.stdout)
     assert report["counts"]["outer_udp_bad"] == 7 and bad(report["counts"]) == 7
     assert report["counts"]["clean"] > 10 and sum(report["counts"][k] for k in PARTIAL) == 0
@@ -105,31 +123,30 @@ def test_live_capture_without_root_exits_77_naming_cap_net_raw(lab, v6diag_cmd):
 
 
 def test_ctrl_c_ends_a_live_capture_with_its_report(lab, v6diag_cmd):
-    import json
-    import signal
-
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.a, *v6diag_cmd, "--json", "checksum", "-i", "u0"],
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.a, *v6diag_cmd, "-v", "--json", "checksum", "-i", "u0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "capturing" in proc.stderr.readline()
+    progress = []  # -v: "N packets, M VXLAN" as each batch is counted
+    threading.Thread(target=lambda: progress.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True).start()
     lab.traffic(datagrams=3, tcp_bytes=1000)
-    time.sleep(0.5)
+    wait_until(lambda: any(" VXLAN" in line and not line.strip().endswith(" 0 VXLAN")
+                           for line in "".join(progress).split("\r")), "the capture to count VXLAN packets")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    out = proc.stdout.read()
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(progress)
     assert json.loads(out)["vxlan_packets"] > 0
 
 
 def test_streaming_from_tcpdump_through_stdin(lab, v6diag_cmd):
     """`tcpdump -U -w - | v6diag checksum -` on the receiver: the verdicts arrive
     as tcpdump writes, and the report follows when it exits (-c 7)."""
-    import json
-
     proc = subprocess.Popen(
         ["ip", "netns", "exec", lab.b, "sh", "-c",
-         f"tcpdump -i u0 --immediate-mode -U -c 7 -w - 'udp dst port {lab.port} and src portrange 50000-50006' 2>/dev/null"
+         f"tcpdump -i u0 --immediate-mode -U -c 7 -w - 'udp dst port {lab.port} and src portrange 50000-50006'"
          f" | {' '.join(v6diag_cmd)} --json checksum -"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # tcpdump listening
+    assert "listening on u0" in proc.stderr.readline()  # tcpdump's; v6diag is silent on stderr here
     lab.inject_bad_outer_udp(7)
     out, err = proc.communicate(timeout=60)
     report = json.loads(out)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import require_root, require_tools
+from tests.lab import Namespaces, wait_until
 
 SENDER = """
 import socket, sys
@@ -22,39 +22,30 @@ for fam, addr, port in ((socket.AF_INET, "127.0.0.1", 9999), (socket.AF_INET6, "
 
 
 @pytest.fixture
-def ns():
+def ns(build_lab):
+    """One namespace whose OUTPUT rules make conntrack track it."""
     require_root()
     require_tools("conntrack", "iptables", "ip6tables")
-    name = f"v6dct{os.getpid() % 100000}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "sh", "-ec", """
-            ip link set lo up
-            iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT
-            ip6tables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT"""], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name])
+    lab = build_lab(Namespaces(f"v6dct{os.getpid() % 100000}", ["h"], [("h", """
+        iptables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT
+        ip6tables -A OUTPUT -m conntrack --ctstate NEW -j ACCEPT""")]))
+    return lab.name("h")
 
 
 def watch(v6diag_cmd, ns, tmp_path, *args):
     ready = tmp_path / "ready"
     p = subprocess.Popen([*v6diag_cmd, "conntrack", "--netns", ns, "--json", "--ready-file", str(ready),
                           "-d", "4", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
-        if ready.exists():
-            break
-        time.sleep(0.05)
-    assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+    wait_until(lambda: ready.exists() or p.poll() is not None, "the watcher's --ready-file", timeout=10)
+    assert ready.exists(), p.stderr.read()
     return p
 
 
 def test_fallback_names_what_is_missing_and_reports_deletes_and_flushes(ns, v6diag_cmd, tmp_path):
     p = watch(v6diag_cmd, ns, tmp_path, "--port", "9999", "--proto", "udp")
     run = lambda *c: subprocess.run(["ip", "netns", "exec", ns, *c], capture_output=True, text=True)
-    run("python3", "-c", SENDER)
-    time.sleep(0.2)
-    assert "9999" in run("conntrack", "-L").stdout + run("conntrack", "-L", "-f", "ipv6").stdout
+    run("python3", "-c", SENDER)  # entries are made as the packets leave (OUTPUT hook)
+    assert "9999" in run("conntrack", "-L").stdout and "9999" in run("conntrack", "-L", "-f", "ipv6").stdout
     run("conntrack", "-D", "-p", "udp", "--dport", "9999")  # the IPv4 entry
     run("conntrack", "-F")  # the IPv6 one, and 7777 (filtered out)
     out, err = p.communicate(timeout=30)

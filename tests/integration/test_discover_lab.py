@@ -12,24 +12,38 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from tests.conftest import require_root, require_tools
-from tests.lab import GLOBAL_PREFIX, HostSpec, LanLab
-from v6diag.sources.pcap import CaptureReader
+from tests.lab import GLOBAL_PREFIX, HostSpec, LanLab, Namespaces, default_hosts, wait_until
+from v6diag.core.capture import CaptureReader
 
 EXPECTED_IID = {"eui64": "eui64", "low-byte": "low-byte", "random": "random", "stable-privacy": "random"}
 
 
 @pytest.fixture(scope="module")
-def lan():
+def lan(build_module_lab):
     """The 32-host LAN, shared by the read-only tests of this module."""
     require_root()
     require_tools("ip", "ip6tables", "ping", "tcpdump")
-    with LanLab() as lab:
-        yield lab
+    return build_module_lab(LanLab())
+
+
+class Lines:
+    """A process's output read as it comes (a thread), so a test can wait for a
+    line the program prints instead of sleeping."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True)
+        self.thread.start()
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        return wait_until(lambda: next((line for line in self.lines if text in line), None),
+                          f"{text!r} in the output", timeout=timeout)
 
 
 def run_discover(lab: LanLab, v6diag_cmd, *args: str) -> subprocess.CompletedProcess:
@@ -107,28 +121,6 @@ def test_without_root_exits_77_naming_cap_net_raw(lan, v6diag_cmd):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-class Iface:
-    """A namespace holding one veth end in a chosen bad state."""
-
-    def __init__(self, prefix: str):
-        self.ns = f"{prefix}-bad"
-
-    def __enter__(self):
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "-n", self.ns, "link", "add", "a0", "type", "veth", "peer", "name", "b0"], check=True)
-        return self
-
-    def sh(self, script: str) -> None:
-        subprocess.run(["ip", "netns", "exec", self.ns, "sh", "-ec", script], check=True)
-
-    def discover(self, v6diag_cmd, ifname="a0") -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.ns, *v6diag_cmd, "discover", "-i", ifname],
-                              capture_output=True, text=True, timeout=60)
-
-    def __exit__(self, *exc):
-        subprocess.run(["ip", "netns", "del", self.ns])
-
-
 @pytest.mark.parametrize("setup, ifname, code, words", [
     ("true", "missing0", 2, "no such interface"),
     ("ip link set lo up", "lo", 2, "loopback"),
@@ -137,11 +129,12 @@ class Iface:
     ("sysctl -qw net.ipv6.conf.a0.disable_ipv6=1; ip link set a0 up; ip link set b0 up",
      "a0", 69, "no IPv6 link-local"),
 ])
-def test_unusable_interfaces_get_one_line_and_exit_code(setup, ifname, code, words, v6diag_cmd):
+def test_unusable_interfaces_get_one_line_and_exit_code(setup, ifname, code, words, v6diag_cmd, build_lab):
+    """A namespace holding one veth end in a chosen bad state."""
     require_root()
-    with Iface(f"v6d{id(setup) % 10000}") as bad:
-        bad.sh(setup)
-        r = bad.discover(v6diag_cmd, ifname)
+    bad = build_lab(Namespaces(f"v6d{id(setup) % 10000}", ["bad"], [
+        ("bad", "ip link add a0 type veth peer name b0"), ("bad", setup)]))
+    r = bad.run("bad", *v6diag_cmd, "discover", "-i", ifname)
     assert r.returncode == code, r.stderr
     assert words in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -166,6 +159,7 @@ frames = [
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("eth0", 0))
 end = time.time() + float(sys.argv[5])
+print("sending", flush=True)
 while time.time() < end:
     for f in frames:
         s.send(f)
@@ -173,27 +167,24 @@ while time.time() < end:
 """
 
 
-def test_malformed_packets_on_the_wire_are_counted_not_fatal(v6diag_cmd):
+def test_malformed_packets_on_the_wire_are_counted_not_fatal(v6diag_cmd, build_lab):
     require_root()
-    with LanLab(hosts=None) as lab:
-        attacker = lab.hosts[0]
-        sender = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(attacker), sys.executable, "-c", MALFORMED_SENDER,
-             lab.PROBER_MAC, prober_ll(lab), attacker.link_local, attacker.mac, "4"],
-            stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(0.5)
-            r = run_discover(lab, v6diag_cmd, "--json")
-        finally:
-            sender.wait(timeout=20)
-        assert sender.returncode == 0, sender.stderr
-        assert r.returncode == 0, r.stderr
-        assert "Traceback" not in r.stderr
-        report = json.loads(r.stdout)
-        assert_matches_lab(report["hosts"], lab)
-        assert report["malformed_packets"] > 0
-        codes = {f["code"] for f in report["findings"]}
-        assert "malformed-packets" in codes
+    lab = build_lab(LanLab(hosts=None))
+    attacker = lab.hosts[0]
+    sender = lab.spawn(lab.ns(attacker), sys.executable, "-c", MALFORMED_SENDER, lab.PROBER_MAC, prober_ll(lab),
+                       attacker.link_local, attacker.mac, "4", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    assert sender.stdout.readline().strip() == "sending", sender.stderr.read()
+    r = run_discover(lab, v6diag_cmd, "--json")
+    sender.wait(timeout=20)
+    assert sender.returncode == 0, sender.stderr.read()
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    report = json.loads(r.stdout)
+    assert_matches_lab(report["hosts"], lab)
+    assert report["malformed_packets"] > 0
+    codes = {f["code"] for f in report["findings"]}
+    assert "malformed-packets" in codes
 
 
 def prober_ll(lab: LanLab) -> str:
@@ -201,66 +192,63 @@ def prober_ll(lab: LanLab) -> str:
     return next(a["local"] for a in json.loads(out)[0]["addr_info"] if a["local"].startswith("fe80"))
 
 
-def test_watch_prints_a_device_that_boots_later_then_ctrl_c_exits_0(v6diag_cmd):
+def test_watch_prints_a_device_that_boots_later_then_ctrl_c_exits_0(v6diag_cmd, build_lab):
     require_root()
-    from tests.lab import default_hosts
-
-    with LanLab(hosts=default_hosts(6)) as lab:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF,
-             "--watch", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            first = json.loads(proc.stdout.readline())  # the report after the probe window
-            assert {h["mac"] for h in first["hosts"]} == {h.mac for h in lab.hosts}
-            newcomer = lab.add_host(HostSpec("h50", "b8:27:eb:50:50:50", "Raspberry Pi", "eui64",
-                                             "ignores-all-echo", global_address=True), dad=True)
-            lab.wait_addresses(newcomer)
-            events, deadline = [], time.monotonic() + 30
-            while time.monotonic() < deadline:
-                event = json.loads(proc.stdout.readline())
-                events.append(event)
-                if event["host"]["mac"] == newcomer.mac and newcomer.link_local in event["host"]["addresses"] \
-                        and any(a.startswith(GLOBAL_PREFIX[:9]) for a in event["host"]["addresses"]):
-                    break
-            assert events[0]["event"] == "host" and events[0]["host"]["mac"] == newcomer.mac
-            assert "dad" in events[-1]["host"]["seen_by"]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
-        assert "Traceback" not in err
+    lab = build_lab(LanLab(hosts=default_hosts(6)))
+    proc = lab.spawn(lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch", "--json",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())  # the report after the probe window
+        assert {h["mac"] for h in first["hosts"]} == {h.mac for h in lab.hosts}
+        newcomer = lab.add_host(HostSpec("h50", "b8:27:eb:50:50:50", "Raspberry Pi", "eui64",
+                                         "ignores-all-echo", global_address=True), dad=True)
+        lab.wait_addresses(newcomer)
+        events, deadline = [], time.monotonic() + 30
+        while time.monotonic() < deadline:
+            event = json.loads(proc.stdout.readline())
+            events.append(event)
+            if event["host"]["mac"] == newcomer.mac and newcomer.link_local in event["host"]["addresses"] \
+                    and any(a.startswith(GLOBAL_PREFIX[:9]) for a in event["host"]["addresses"]):
+                break
+        assert events[0]["event"] == "host" and events[0]["host"]["mac"] == newcomer.mac
+        assert "dad" in events[-1]["host"]["seen_by"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
 
 
 def test_ctrl_c_during_the_probe_window_exits_130_with_one_line(lan, v6diag_cmd):
-    proc = subprocess.Popen(["ip", "netns", "exec", lan.prober, *v6diag_cmd, "discover", "-i",
+    proc = subprocess.Popen(["ip", "netns", "exec", lan.prober, *v6diag_cmd, "-v", "discover", "-i",
                              lan.PROBER_IF, "--timeout", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # past start-up, inside the (20 s) window
+    assert "probing lan0" in proc.stderr.readline()  # -v: start-up done, the (20 s) window opens
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert err.strip() == "interrupted" and out == ""
 
 
-def test_watch_human_output_prints_the_table_then_each_newcomer_with_ssh(v6diag_cmd):
+def test_watch_human_output_prints_the_table_then_each_newcomer_with_ssh(v6diag_cmd, build_lab):
     require_root()
-    from tests.lab import default_hosts
-
-    with LanLab(hosts=default_hosts(4)) as lab:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch",
-             "--user", "pi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert "watching lan0" in proc.stderr.readline()  # printed after the first table
-            newcomer = lab.add_host(HostSpec("h51", "dc:a6:32:51:51:51", "Raspberry Pi", "eui64",
-                                             "answers-echo"), dad=True)
-            lab.wait_addresses(newcomer)
-            time.sleep(1.0)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
+    lab = build_lab(LanLab(hosts=default_hosts(4)))
+    proc = lab.spawn(lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch", "--user", "pi",
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = Lines(proc.stdout)
+    try:
+        assert "watching lan0" in proc.stderr.readline()  # printed after the first table
+        newcomer = lab.add_host(HostSpec("h51", "dc:a6:32:51:51:51", "Raspberry Pi", "eui64",
+                                         "answers-echo"), dad=True)
+        lab.wait_addresses(newcomer)
+        out.wait_for(f"ssh pi@{newcomer.link_local}%lan0")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        proc.wait(timeout=20)
+        out.thread.join(timeout=20)
     assert proc.returncode == 0, err
-    table, _, tail = out.partition("Reach them:")
+    table, _, tail = "".join(out.lines).partition("Reach them:")
     assert all(h.mac in table for h in lab.hosts[:4])
     # first seen with or without its address (MLD reports during DAD come from ::)
     assert re.search(rf"new device \S+  {newcomer.mac}  Raspberry Pi Trading Ltd", tail), tail

@@ -10,12 +10,23 @@ import ipaddress
 import os
 import pwd
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import require_root, require_tools, unavailable
-from tests.trace_lab import NETWORKD, V6DIAG, LiveTrace, RouterLab, TunnelLab, capture, trace_json
+from tests.trace_lab import NETWORKD, LiveTrace, RouterLab, TunnelLab, capture, trace_json
+from v6diag.core.capture import CaptureReader
+from v6diag.trace.exchanges import TraceAnalysis
+
+
+def answered(kind: str):
+    """done() for capture(): the capture holds an answered DHCPv6 `kind` exchange."""
+    def done(path) -> bool:
+        t = TraceAnalysis()
+        for frame in CaptureReader(str(path)):
+            t.feed(frame)
+        return any(e.type == "dhcpv6" and e.kind == kind and e.answered for e in t.exchanges)
+    return done
 
 
 def codes(report: dict) -> set[str]:
@@ -50,28 +61,30 @@ def router_tools():
     assert host_state() == before, "a lab daemon changed files on the host"
 
 
-def test_o_flag_only_ra_and_a_client_without_ia_pd_is_diagnosed_live_and_from_capture(router_tools, tmp_path):
-    with RouterLab() as lab:
-        lab.start(managed=False)
-        with LiveTrace(lab.r, "-i", "r0", "-d", "7") as live:
-            capture(lab.r, "r0", tmp_path / "o.pcap", lambda: lab.dhcpcd(ia_pd=False, seconds=5))
-        for rc, report in ((live.rc, live.report), trace_json("--pcap", str(tmp_path / "o.pcap"))):
-            assert rc == 1
-            assert "ra-o-flag-only-no-pd" in codes(report)
-            assert report["delegated_prefixes"] == []
-            router = report["routers"][0]
-            assert router["o_flag"] and not router["m_flag"]
-            kinds = {e["kind"] for e in report["exchanges"] if e["type"] == "dhcpv6"}
-            assert kinds == {"information-request"}
-            fix = next(f["fix"] for f in report["findings"] if f["code"] == "ra-o-flag-only-no-pd")
-            assert "AdvManagedFlag on" in fix and "DHCPv6Client=always" in fix and "ia_pd" in fix
+def test_o_flag_only_ra_and_a_client_without_ia_pd_is_diagnosed_live_and_from_capture(router_tools, tmp_path,
+                                                                                         build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=False)
+    with LiveTrace(lab.r, "-i", "r0", "-d", "7") as live:
+        capture(lab.r, "r0", tmp_path / "o.pcap", lambda: lab.dhcpcd(ia_pd=False, seconds=5),
+                answered("information-request"))
+    for rc, report in ((live.rc, live.report), trace_json("--pcap", str(tmp_path / "o.pcap"))):
+        assert rc == 1
+        assert "ra-o-flag-only-no-pd" in codes(report)
+        assert report["delegated_prefixes"] == []
+        router = report["routers"][0]
+        assert router["o_flag"] and not router["m_flag"]
+        kinds = {e["kind"] for e in report["exchanges"] if e["type"] == "dhcpv6"}
+        assert kinds == {"information-request"}
+        fix = next(f["fix"] for f in report["findings"] if f["code"] == "ra-o-flag-only-no-pd")
+        assert "AdvManagedFlag on" in fix and "DHCPv6Client=always" in fix and "ia_pd" in fix
 
 
-def test_client_asking_for_a_prefix_gets_it_delegated(router_tools, tmp_path):
-    with RouterLab() as lab:
-        lab.start(managed=False)
-        capture(lab.r, "r0", tmp_path / "pd.pcap", lambda: lab.dhcpcd(ia_pd=True))
-        rc, report = trace_json("--pcap", str(tmp_path / "pd.pcap"))
+def test_client_asking_for_a_prefix_gets_it_delegated(router_tools, tmp_path, build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=False)
+    capture(lab.r, "r0", tmp_path / "pd.pcap", lambda: lab.dhcpcd(ia_pd=True), answered("request"))
+    rc, report = trace_json("--pcap", str(tmp_path / "pd.pcap"))
     assert rc == 0
     assert report["delegated_prefixes"] == ["2001:db8:d00::/56"]
     assert "pd-delegated" in codes(report) and "ra-o-flag-only-no-pd" not in codes(report)
@@ -108,13 +121,16 @@ def networkd_tools(router_tools):
 
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["follows-o-flag", "dhcpv6client-always"])
-def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path, fixed):
-    with RouterLab() as lab:
-        lab.start(managed=False)
-        logs = []
-        conf = NETWORKD_SOLICITS if fixed else NETWORKD_FOLLOWS_RA
-        with LiveTrace(lab.r, "-i", "r0", "-d", "9") as live:
-            capture(lab.r, "r0", tmp_path / "nd.pcap", lambda: logs.append(lab.run_networkd(conf, seconds=5)))
+def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path, fixed, build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=False)
+    logs = []
+    conf = NETWORKD_SOLICITS if fixed else NETWORKD_FOLLOWS_RA
+    # networkd says when it is done: bound after Request/Reply, or stopped after Information-request/Reply
+    until = "State changed: request -> bound" if fixed else "State changed: information-request -> stopped"
+    with LiveTrace(lab.r, "-i", "r0", "-d", "9") as live:
+        capture(lab.r, "r0", tmp_path / "nd.pcap", lambda: logs.append(lab.run_networkd(conf, until)),
+                answered("request" if fixed else "information-request"))
     log = logs[0]
     # networkd itself says what it did (and the packets below say the same)
     if fixed:
@@ -146,20 +162,20 @@ def test_systemd_networkd_client_live_and_from_capture(networkd_tools, tmp_path,
                 ipaddress.ip_network(f"{RouterLab.PD_POOL}/48"))  # from kea's pd-pool
 
 
-def test_managed_ra_gives_an_address_by_dhcpv6(router_tools, tmp_path):
-    with RouterLab() as lab:
-        lab.start(managed=True)
-        capture(lab.r, "r0", tmp_path / "m.pcap", lambda: lab.dhcpcd(ia_pd=False))
-        rc, report = trace_json("--pcap", str(tmp_path / "m.pcap"))
+def test_managed_ra_gives_an_address_by_dhcpv6(router_tools, tmp_path, build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=True)
+    capture(lab.r, "r0", tmp_path / "m.pcap", lambda: lab.dhcpcd(ia_pd=False), answered("request"))
+    rc, report = trace_json("--pcap", str(tmp_path / "m.pcap"))
     assert rc == 0 and not codes(report) - {"pd-delegated"}
     addresses = {a for e in report["exchanges"] if e["type"] == "dhcpv6" for a in e["addresses"]}
     assert addresses and all(a.startswith("2001:db8:1::1") for a in addresses)
 
 
-def test_dhcpv6_probe_is_offered_a_prefix_and_takes_no_lease(router_tools):
-    with RouterLab() as lab:
-        lab.start(managed=True)
-        rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", "--solicit-router", ns=lab.c)
+def test_dhcpv6_probe_is_offered_a_prefix_and_takes_no_lease(router_tools, build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=True)
+    rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", "--solicit-router", ns=lab.c)
     sol = next(e for e in report["exchanges"] if e["type"] == "dhcpv6")
     assert sol["kind"] == "solicit" and sol["answered"] and sol["replies"] == ["advertise"]
     assert sol["ia_pd_requested"] and sol["prefixes"][0]["prefix"].endswith("/56")
@@ -168,25 +184,25 @@ def test_dhcpv6_probe_is_offered_a_prefix_and_takes_no_lease(router_tools):
     assert rs["answered"]
 
 
-def test_no_pd_pool_is_pd_not_offered(router_tools, tmp_path):
-    with RouterLab() as lab:
-        lab.start(managed=True, pd_pool=False)
-        rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", ns=lab.c)
+def test_no_pd_pool_is_pd_not_offered(router_tools, tmp_path, build_lab):
+    lab = build_lab(RouterLab())
+    lab.start(managed=True, pd_pool=False)
+    rc, report = trace_json("-i", "c0", "-d", "2", "--dhcpv6", "--pd", "56", ns=lab.c)
     assert rc == 1 and "pd-not-offered" in codes(report)
 
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["no-proxy-no-forwarding", "proxy-and-forwarding"])
-def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed):
+def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed, build_lab):
     require_root()
     require_tools("ping")
-    with TunnelLab(proxy=fixed, forwarding=fixed) as lab:
-        # 1. actively, from the upstream router: does anyone answer for the client?
-        rc, probe = trace_json("-i", "e0", "-d", "3.5", "--ns", lab.CLIENT, ns=lab.up)
-        # 2. passively, on the server, while the upstream tries to reach the client
-        # with proxy NDP the upstream's first NS is answered at once: the server must
-        # already be listening when the ping starts
-        with LiveTrace(lab.srv, "-i", "e0", "-d", "5") as live:
-            reached = lab.ping_client_from_upstream()
+    lab = build_lab(TunnelLab(proxy=fixed, forwarding=fixed))
+    # 1. actively, from the upstream router: does anyone answer for the client?
+    rc, probe = trace_json("-i", "e0", "-d", "3.5", "--ns", lab.CLIENT, ns=lab.up)
+    # 2. passively, on the server, while the upstream tries to reach the client
+    # with proxy NDP the upstream's first NS is answered at once: the server must
+    # already be listening when the ping starts
+    with LiveTrace(lab.srv, "-i", "e0", "-d", "5") as live:
+        reached = lab.ping_client_from_upstream()
     assert reached == fixed
     ns_up = next(e for e in probe["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
     ns_srv = next(e for e in live.report["exchanges"] if e["type"] == "ns" and e["target"] == lab.CLIENT)
@@ -201,32 +217,33 @@ def test_tunnel_server_proxy_ndp_from_upstream_probe_and_server_capture(fixed):
         assert "forwarding=1" in fix
 
 
-def test_trace_without_root_and_ctrl_c(router_tools):
+def test_trace_without_root_and_ctrl_c(router_tools, build_lab, v6diag_cmd):
     import json
     import signal
 
-    with RouterLab() as lab:
-        r = subprocess.run(["ip", "netns", "exec", lab.r, "setpriv", "--reuid=65534", "--regid=65534",
-                            "--clear-groups", "--inh-caps=-all", V6DIAG, "trace", "-i", "r0"],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 77 and "CAP_NET_RAW" in r.stderr and "Traceback" not in r.stderr
-        lab.start(managed=True)
-        p = subprocess.Popen(["ip", "netns", "exec", lab.c, V6DIAG, "--json", "trace", "-i", "c0", "-d", "60",
-                              "--solicit-router"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert "listening on c0" in p.stderr.readline()
-        time.sleep(1.5)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-        assert p.returncode in (0, 1) and "Traceback" not in err
-        assert json.loads(out)["routers"]  # radvd answered the RS before Ctrl-C
+    lab = build_lab(RouterLab())
+    r = subprocess.run(["ip", "netns", "exec", lab.r, "setpriv", "--reuid=65534", "--regid=65534",
+                        "--clear-groups", "--inh-caps=-all", *v6diag_cmd, "trace", "-i", "r0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 77 and "CAP_NET_RAW" in r.stderr and "Traceback" not in r.stderr
+    lab.start(managed=True)
+    p = lab.spawn(lab.c, *v6diag_cmd, "-v", "--json", "trace", "-i", "c0", "-d", "60", "--solicit-router",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # -v prints each ND/DHCPv6 message as it is decoded (our own RS first): stop once an RA is in
+    while " ra " not in (line := p.stderr.readline()):
+        assert line, "the trace ended without seeing an RA"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode in (0, 1) and "Traceback" not in err
+    assert json.loads(out)["routers"]  # radvd answered the RS before Ctrl-C
 
 
-def test_write_then_read_back_gives_the_same_exchanges(router_tools, tmp_path):
+def test_write_then_read_back_gives_the_same_exchanges(router_tools, tmp_path, build_lab):
     """--write keeps our own probes too (a packet socket never sees its own sends)."""
     path = tmp_path / "rs.pcap"
-    with RouterLab() as lab:
-        lab.start(managed=True)
-        rc, live = trace_json("-i", "c0", "-d", "2", "--solicit-router", "--dhcpv6", "--write", str(path), ns=lab.c)
+    lab = build_lab(RouterLab())
+    lab.start(managed=True)
+    rc, live = trace_json("-i", "c0", "-d", "2", "--solicit-router", "--dhcpv6", "--write", str(path), ns=lab.c)
     rc2, replay = trace_json("--pcap", str(path))
     kinds = lambda r: [(e["type"], e.get("kind"), e["answered"]) for e in r["exchanges"] if e["type"] in ("rs", "dhcpv6")]
     assert ("rs", None, True) in kinds(live) and ("dhcpv6", "solicit", True) in kinds(live)

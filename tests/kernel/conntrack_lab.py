@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.lab import NamespaceLab, sh
+from tests.lab import Namespaces, wait_until
 
 ECHO_SERVER = """
 import socket, sys, threading
@@ -72,30 +72,26 @@ class Watcher:
                     self.events.append(obj)
 
     def wait_ready(self, timeout: float = 600) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.ready.exists():
-                return self.ready.read_text().strip()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        raise AssertionError(f"v6diag conntrack never became ready: {self.stderr()}")
+        """The mode the watcher wrote to its --ready-file once attached (minutes under TCG)."""
+        wait_until(lambda: self.ready.exists() or self.proc.poll() is not None, "the --ready-file",
+                   timeout=timeout, interval=0.5)
+        if not self.ready.exists():
+            raise AssertionError(f"v6diag conntrack never became ready: {self.stderr()}")
+        return self.ready.read_text().strip()
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
-    def wait_for(self, pred, timeout: float = 60, settle: float = 1.0) -> list[dict]:
-        """Events matching pred, once at least one arrived (plus a settle time for stragglers)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self._lock:
-                got = [e for e in self.events if pred(e)]
-            if got:
-                time.sleep(settle)
-                with self._lock:
-                    return [e for e in self.events if pred(e)]
-            time.sleep(0.2)
-        return []
+    def wait_for(self, pred, timeout: float = 60, count: int = 1) -> list[dict]:
+        """Events matching pred, once at least `count` of them arrived ([] on timeout)."""
+        def enough():
+            got = self.matching(pred)
+            return got if len(got) >= count else None
+
+        try:
+            return wait_until(enough, f"{count} conntrack events", timeout=timeout, interval=0.2)
+        except AssertionError:
+            return self.matching(pred)
 
     def matching(self, pred) -> list[dict]:
         with self._lock:
@@ -111,43 +107,6 @@ class Watcher:
                 self.proc.wait()
         self._reader.join(timeout=10)
         return self.summary
-
-
-class Namespaces(NamespaceLab):
-    """Named namespaces, then (namespace, shell script) steps in order, '@' in a
-    script standing for the prefix; all deleted on exit."""
-
-    def __init__(self, prefix: str, names: list[str], steps: list[tuple[str, str]]):
-        self.prefix, self.names, self.steps, self.created = prefix, names, steps, []
-
-    def name(self, short: str) -> str:
-        return f"{self.prefix}-{short}"
-
-    def _build(self) -> None:
-        for short in self.names:
-            sh("ip", "netns", "add", self.name(short))
-            self.created.append(self.name(short))
-            sh("ip", "netns", "exec", self.name(short), "ip", "link", "set", "lo", "up")
-        for short, script in self.steps:
-            sh("ip", "netns", "exec", self.name(short), "sh", "-ec", script.replace("@", self.prefix + "-"))
-
-    def run(self, short: str, *cmd: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.name(short), *cmd], capture_output=True, text=True,
-                              check=check, timeout=timeout)
-
-    def spawn(self, short: str, *cmd: str) -> subprocess.Popen:
-        p = subprocess.Popen(["ip", "netns", "exec", self.name(short), *cmd],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._procs = getattr(self, "_procs", []) + [p]
-        return p
-
-    def close(self) -> None:
-        for p in getattr(self, "_procs", []):
-            p.kill()
-            p.wait()
-        self._procs = []
-        while self.created:
-            subprocess.run(["ip", "netns", "del", self.created.pop()], capture_output=True)
 
 
 def pair(a: str, a_if: str, b: str, b_if: str) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import time
 
 import pytest
 
 from tests.conftest import require_root, require_tools
 from tests.kernel.conftest import record_fixture
 from tests.kernel.conntrack_lab import ECHO_CLIENT, ECHO_SERVER, Watcher, dual_wan, netns_inode, two_hosts
+from tests.lab import wait_until
 
 SEND_UDP = """
 import socket, sys, time
@@ -50,12 +50,8 @@ def watcher(v6diag_module_cmd, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def v6diag_module_cmd():
-    import sys
-    from pathlib import Path
-
-    exe = Path(sys.executable).parent / "v6diag"
-    return [str(exe)]
+def v6diag_module_cmd(v6diag_cmd):
+    return v6diag_cmd
 
 
 def prefix(tag: str) -> str:
@@ -73,61 +69,61 @@ def in_ns(lab, short):
     return lambda e: e.get("netns") == inode
 
 
-def test_conntrack_delete_is_userspace_delete_ipv4_and_ipv6(watcher):
-    with two_hosts(prefix("d")) as lab:
-        ns = in_ns(lab, "h")
-        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4001", "40001", check=True)
-        lab.run("h", "python3", "-c", SEND_UDP, "fd00:c7::2", "4001", "40001", check=True)
-        assert "4001" in lab.run("h", "conntrack", "-L").stdout
-        lab.run("h", "conntrack", "-D", "-f", "ipv4", "-p", "udp", "--dport", "4001", check=True)
-        lab.run("h", "conntrack", "-D", "-f", "ipv6", "-p", "udp", "--dport", "4001", check=True)
-        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4001)
-        by_family = {e["family"]: e for e in got}
-        assert set(by_family) == {"ipv4", "ipv6"}, got
-        for e in got:
-            assert e["cause"] == "userspace-delete" and e["comm"] == "conntrack" and e["context"] == "process"
-            assert "ctnetlink_del_conntrack" in e["stack"] and not e["expired"]
-        assert by_family["ipv6"]["orig"]["dst"] == "fd00:c7::2" and by_family["ipv6"]["orig"]["sport"] == 40001
-        assert by_family["ipv4"]["reply"] == {"src": "10.9.0.2", "dst": "10.9.0.1", "sport": 4001, "dport": 40001,
-                                              "proto": "udp"}
-        record("delete", "userspace-delete", got)
+def test_conntrack_delete_is_userspace_delete_ipv4_and_ipv6(watcher, build_lab):
+    lab = build_lab(two_hosts(prefix("d")))
+    ns = in_ns(lab, "h")
+    lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4001", "40001", check=True)
+    lab.run("h", "python3", "-c", SEND_UDP, "fd00:c7::2", "4001", "40001", check=True)
+    assert "4001" in lab.run("h", "conntrack", "-L").stdout
+    lab.run("h", "conntrack", "-D", "-f", "ipv4", "-p", "udp", "--dport", "4001", check=True)
+    lab.run("h", "conntrack", "-D", "-f", "ipv6", "-p", "udp", "--dport", "4001", check=True)
+    got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4001, count=2)
+    by_family = {e["family"]: e for e in got}
+    assert set(by_family) == {"ipv4", "ipv6"}, got
+    for e in got:
+        assert e["cause"] == "userspace-delete" and e["comm"] == "conntrack" and e["context"] == "process"
+        assert "ctnetlink_del_conntrack" in e["stack"] and not e["expired"]
+    assert by_family["ipv6"]["orig"]["dst"] == "fd00:c7::2" and by_family["ipv6"]["orig"]["sport"] == 40001
+    assert by_family["ipv4"]["reply"] == {"src": "10.9.0.2", "dst": "10.9.0.1", "sport": 4001, "dport": 40001,
+                                          "proto": "udp"}
+    record("delete", "userspace-delete", got)
 
 
-def test_conntrack_flush_is_userspace_flush(watcher):
-    with two_hosts(prefix("f")) as lab:
-        ns = in_ns(lab, "h")
-        for port in ("4101", "4102", "4103"):
-            lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
-        lab.run("h", "conntrack", "-F", check=True)
-        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") in (4101, 4102, 4103))
-        assert sorted(e["orig"]["dport"] for e in got) == [4101, 4102, 4103]
-        assert {e["cause"] for e in got} == {"userspace-flush"}, [e["stack"] for e in got]
-        record("flush", "userspace-flush", got)
+def test_conntrack_flush_is_userspace_flush(watcher, build_lab):
+    lab = build_lab(two_hosts(prefix("f")))
+    ns = in_ns(lab, "h")
+    for port in ("4101", "4102", "4103"):
+        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
+    lab.run("h", "conntrack", "-F", check=True)
+    got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") in (4101, 4102, 4103), count=3)
+    assert sorted(e["orig"]["dport"] for e in got) == [4101, 4102, 4103]
+    assert {e["cause"] for e in got} == {"userspace-flush"}, [e["stack"] for e in got]
+    record("flush", "userspace-flush", got)
 
 
-def test_udp_timeout_is_timeout_not_shouted(watcher):
-    with two_hosts(prefix("t")) as lab:
-        ns = in_ns(lab, "h")
-        lab.run("h", "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1", check=True)
-        # one packet, 3 s of silence, then the same 5-tuple again: the stale entry is
-        # reaped, by the GC worker or lazily when the second packet looks it up
-        lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4201", "42001", "2", "3", check=True)
-        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4201, timeout=90)
-        assert got and got[0]["cause"] == "timeout" and got[0]["expired"], got
-        assert got[0]["context"] in ("softirq", "kworker", "process")
-        record("udp-timeout", "timeout", got[:1])
+def test_udp_timeout_is_timeout_not_shouted(watcher, build_lab):
+    lab = build_lab(two_hosts(prefix("t")))
+    ns = in_ns(lab, "h")
+    lab.run("h", "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1", check=True)
+    # one packet, 3 s of silence, then the same 5-tuple again: the stale entry is
+    # reaped, by the GC worker or lazily when the second packet looks it up
+    lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", "4201", "42001", "2", "3", check=True)
+    got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4201, timeout=90)
+    assert got and got[0]["cause"] == "timeout" and got[0]["expired"], got
+    assert got[0]["context"] in ("softirq", "kworker", "process")
+    record("udp-timeout", "timeout", got[:1])
 
 
-def test_rst_before_any_reply_is_tcp_rst(watcher):
-    with two_hosts(prefix("r")) as lab:
-        ns = in_ns(lab, "h")
-        r = lab.run("h", "python3", "-c", ECHO_CLIENT, "10.9.0.2", "4301", "1")
-        assert "Connection refused" in r.stderr  # p has no listener on 4301: its kernel answers RST
-        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4301)
-        assert len(got) == 1 and got[0]["cause"] == "tcp-rst", got
-        assert got[0]["tcp_state"] == "close" and "seen_reply" not in got[0]["status"]
-        assert got[0]["context"] == "softirq"
-        record("tcp-rst", "tcp-rst", got)
+def test_rst_before_any_reply_is_tcp_rst(watcher, build_lab):
+    lab = build_lab(two_hosts(prefix("r")))
+    ns = in_ns(lab, "h")
+    r = lab.run("h", "python3", "-c", ECHO_CLIENT, "10.9.0.2", "4301", "1")
+    assert "Connection refused" in r.stderr  # p has no listener on 4301: its kernel answers RST
+    got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("dport") == 4301)
+    assert len(got) == 1 and got[0]["cause"] == "tcp-rst", got
+    assert got[0]["tcp_state"] == "close" and "seen_reply" not in got[0]["status"]
+    assert got[0]["context"] == "softirq"
+    record("tcp-rst", "tcp-rst", got)
 
 
 CLOSE_THEN_REOPEN = """
@@ -153,20 +149,20 @@ while True:
 """
 
 
-def test_syn_reusing_a_time_wait_entry_is_tcp_reopen(watcher):
-    with two_hosts(prefix("o")) as lab:
-        ns = in_ns(lab, "h")
-        lab.spawn("p", "python3", "-c", ONE_SHOT_ECHO, "10.9.0.2", "4701")
-        time.sleep(1.5)
-        r = lab.run("h", "python3", "-c", CLOSE_THEN_REOPEN, "10.9.0.2", "4701", "47001")
-        assert "reopened" in r.stdout, r.stderr
-        got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("sport") == 47001 and e["cause"] != "userspace-flush")
-        assert got and got[0]["cause"] == "tcp-reopen", [(e["cause"], e.get("tcp_state"), e["stack"]) for e in got]
-        assert got[0]["tcp_state"] in ("time_wait", "close") and "seen_reply" in got[0]["status"]
-        record("tcp-reopen", "tcp-reopen", got[:1])
+def test_syn_reusing_a_time_wait_entry_is_tcp_reopen(watcher, build_lab):
+    lab = build_lab(two_hosts(prefix("o")))
+    ns = in_ns(lab, "h")
+    lab.spawn_in("p", "python3", "-c", ONE_SHOT_ECHO, "10.9.0.2", "4701")
+    listening(lab, "p", 4701)
+    r = lab.run("h", "python3", "-c", CLOSE_THEN_REOPEN, "10.9.0.2", "4701", "47001")
+    assert "reopened" in r.stdout, r.stderr
+    got = watcher.wait_for(lambda e: ns(e) and e["orig"].get("sport") == 47001 and e["cause"] != "userspace-flush")
+    assert got and got[0]["cause"] == "tcp-reopen", [(e["cause"], e.get("tcp_state"), e["stack"]) for e in got]
+    assert got[0]["tcp_state"] in ("time_wait", "close") and "seen_reply" in got[0]["status"]
+    record("tcp-reopen", "tcp-reopen", got[:1])
 
 
-def test_full_table_evicts_unassured_entries_as_early_drop(watcher):
+def test_full_table_evicts_unassured_entries_as_early_drop(watcher, build_lab):
     """nf_conntrack_max and the hash size are global (settable only from the init
     namespace: this throwaway guest's), the count per namespace. early_drop
     looks at 8 buckets from the new flow's hash; the table shrunk to 512 buckets
@@ -175,63 +171,72 @@ def test_full_table_evicts_unassured_entries_as_early_drop(watcher):
     knobs = {"/proc/sys/net/netfilter/nf_conntrack_max": "16", "/sys/module/nf_conntrack/parameters/hashsize": "512"}
     old = {path: open(path).read().strip() for path in knobs}
     try:
-        with two_hosts(prefix("x")) as lab:
-            ns = in_ns(lab, "h")
-            for path, value in knobs.items():
-                with open(path, "w") as f:
-                    f.write(value)
-            lab.run("h", "python3", "-c", SEND_FLOWS, "10.9.0.2", "4801", "120", check=True)
-            got = watcher.wait_for(lambda e: ns(e) and e["cause"] == "early-drop", timeout=60, settle=2)
-            assert got, [(e["cause"], e["stack"][:5]) for e in watcher.matching(ns)][:5]
-            assert all(4801 <= e["orig"]["dport"] < 4921 and "assured" not in e["status"] for e in got)
-            record("early-drop", "early-drop", got[:2])
+        lab = build_lab(two_hosts(prefix("x")))
+        ns = in_ns(lab, "h")
+        for path, value in knobs.items():
+            with open(path, "w") as f:
+                f.write(value)
+        lab.run("h", "python3", "-c", SEND_FLOWS, "10.9.0.2", "4801", "120", check=True)
+        got = watcher.wait_for(lambda e: ns(e) and e["cause"] == "early-drop", timeout=60)
+        assert got, [(e["cause"], e["stack"][:5]) for e in watcher.matching(ns)][:5]
+        assert all(4801 <= e["orig"]["dport"] < 4921 and "assured" not in e["status"] for e in got)
+        record("early-drop", "early-drop", got[:2])
     finally:
         for path, value in old.items():
             with open(path, "w") as f:
                 f.write(value)
 
 
+def listening(lab, short: str, port: int) -> None:
+    wait_until(lambda: lab.run(short, "ss", "-Hltn", f"sport = :{port}").stdout.strip(),
+               f"a server listening on TCP {port} in {short}", timeout=60)
+
+
 def _dual_wan_flow(lab, src: str, rounds: int = 5) -> int:
-    lab.spawn("inet", "python3", "-c", ECHO_SERVER, "203.0.113.80", "8080")
-    time.sleep(1.5)
+    if not lab.run("inet", "ss", "-Hltn", "sport = :8080").stdout.strip():
+        lab.spawn_in("inet", "python3", "-c", ECHO_SERVER, "203.0.113.80", "8080")
+        listening(lab, "inet", 8080)
     r = lab.run("cl", "python3", "-c", ECHO_CLIENT.replace("create_connection((", f"create_connection(source_address=('{src}', 0), address=(") ,
                 "203.0.113.80", "8080", str(rounds), timeout=120)
     return int(r.stdout.strip() or 0)
 
 
-def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher):
-    with dual_wan(prefix("w"), misplaced_accept=True) as lab:
-        rtr = in_ns(lab, "rtr")
-        _dual_wan_flow(lab, "192.168.1.10")
-        got = watcher.wait_for(lambda e: rtr(e) and e["cause"] == "nat-oif-changed", timeout=60)
-        assert got, [(e["cause"], e["stack"][:4]) for e in watcher.matching(rtr)]
-        e = got[0]
-        assert e["orig"]["src"] == "192.168.1.10" and e["orig"]["dst"] == "203.0.113.80"
-        assert e["reply"]["dst"] == "10.1.0.2"  # masqueraded to wan1, then left by wan2
-        assert e["mark"] == 0 and "src_nat" in e["status"] and e["context"] == "softirq"
-        assert "CONNMARK --save-mark" in e["fix"]
-        # the unmarked host's flows are never killed
-        assert _dual_wan_flow(lab, "192.168.1.11", rounds=3) == 3
-        time.sleep(1)
-        assert not [x for x in watcher.matching(rtr) if x["orig"]["src"] == "192.168.1.11"
-                    and x["cause"] == "nat-oif-changed"]
-        record("dual-wan-oif-changed", "nat-oif-changed", got[:2])
+def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher, build_lab):
+    lab = build_lab(dual_wan(prefix("w"), misplaced_accept=True))
+    rtr = in_ns(lab, "rtr")
+    _dual_wan_flow(lab, "192.168.1.10")
+    got = watcher.wait_for(lambda e: rtr(e) and e["cause"] == "nat-oif-changed", timeout=60)
+    assert got, [(e["cause"], e["stack"][:4]) for e in watcher.matching(rtr)]
+    e = got[0]
+    assert e["orig"]["src"] == "192.168.1.10" and e["orig"]["dst"] == "203.0.113.80"
+    assert e["reply"]["dst"] == "10.1.0.2"  # masqueraded to wan1, then left by wan2
+    assert e["mark"] == 0 and "src_nat" in e["status"] and e["context"] == "softirq"
+    assert "CONNMARK --save-mark" in e["fix"]
+    # the unmarked host's flows are never killed. Barrier: delete its entries by hand
+    # and wait for those events; a kill on the packet path would have been reported first
+    assert _dual_wan_flow(lab, "192.168.1.11", rounds=3) == 3
+    lab.run("rtr", "conntrack", "-D", "-s", "192.168.1.11", check=True)
+    from_11 = watcher.wait_for(lambda x: rtr(x) and x["orig"]["src"] == "192.168.1.11"
+                               and x["cause"] == "userspace-delete")
+    assert from_11, "conntrack -D of 192.168.1.11's entries was not seen"
+    assert not [x for x in watcher.matching(rtr) if x["orig"]["src"] == "192.168.1.11"
+                and x["cause"] == "nat-oif-changed"]
+    record("dual-wan-oif-changed", "nat-oif-changed", got[:2])
 
 
-def test_dual_wan_correct_order_keeps_the_flow_then_wan_down_is_masquerade_cleanup(watcher):
-    with dual_wan(prefix("m"), misplaced_accept=False) as lab:
-        rtr = in_ns(lab, "rtr")
-        assert _dual_wan_flow(lab, "192.168.1.10", rounds=5) == 5  # every echo came back
-        assert not [e for e in watcher.matching(rtr) if e["cause"] == "nat-oif-changed"]
-        # an entry masqueraded to wan1 is alive (UDP, not closed); take wan1 down
-        lab.run("cl", "python3", "-c", SEND_UDP, "203.0.113.80", "4401", "44001", check=True)
-        time.sleep(0.5)
-        assert "4401" in lab.run("rtr", "conntrack", "-L").stdout
-        lab.run("rtr", "ip", "link", "set", "wan1", "down", check=True)
-        got = watcher.wait_for(lambda e: rtr(e) and e["orig"].get("dport") == 4401, timeout=60)
-        assert got and got[0]["cause"] == "masquerade-cleanup", [(e["cause"], e["stack"]) for e in got]
-        assert got[0]["context"] == "kworker"
-        record("masquerade-down", "masquerade-cleanup", got)
+def test_dual_wan_correct_order_keeps_the_flow_then_wan_down_is_masquerade_cleanup(watcher, build_lab):
+    lab = build_lab(dual_wan(prefix("m"), misplaced_accept=False))
+    rtr = in_ns(lab, "rtr")
+    assert _dual_wan_flow(lab, "192.168.1.10", rounds=5) == 5  # every echo came back
+    assert not [e for e in watcher.matching(rtr) if e["cause"] == "nat-oif-changed"]
+    # an entry masqueraded to wan1 is alive (UDP, not closed); take wan1 down
+    lab.run("cl", "python3", "-c", SEND_UDP, "203.0.113.80", "4401", "44001", check=True)
+    wait_until(lambda: "4401" in lab.run("rtr", "conntrack", "-L").stdout, "the router's entry for UDP 4401")
+    lab.run("rtr", "ip", "link", "set", "wan1", "down", check=True)
+    got = watcher.wait_for(lambda e: rtr(e) and e["orig"].get("dport") == 4401, timeout=60)
+    assert got and got[0]["cause"] == "masquerade-cleanup", [(e["cause"], e["stack"]) for e in got]
+    assert got[0]["context"] == "kworker"
+    record("masquerade-down", "masquerade-cleanup", got)
 
 
 def test_netns_deletion_is_netns_exit(watcher):
@@ -244,30 +249,30 @@ def test_netns_deletion_is_netns_exit(watcher):
     record("netns-exit", "netns-exit", got)
 
 
-def test_kernel_side_filters(v6diag_module_cmd, tmp_path, watcher):
+def test_kernel_side_filters(v6diag_module_cmd, tmp_path, watcher, build_lab):
     """--netns and --port compiled into the program (-D cflags): a second watcher
     sees only this namespace's port 4601, while the first sees everything."""
     require_root()
-    with two_hosts(prefix("e")) as lab:
-        w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601")
-        try:
-            assert w.wait_ready() == "kprobe", w.stderr()
-            lab.run("p", "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", check=True)
-            for port in ("4601", "4602"):
-                lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
-                lab.run("p", "python3", "-c", SEND_UDP, "10.9.0.1", port, "0", check=True)
-            lab.run("h", "conntrack", "-F", check=True)
-            lab.run("p", "conntrack", "-F", check=True)
-            got = w.wait_for(lambda e: True, timeout=60, settle=2)
-        finally:
-            summary = w.stop()
-        # h tracks its own send to p and p's send to it; p's two entries (tracked
-        # too) are another namespace, port 4602 another port: compiled out
-        assert sorted(e["orig"]["src"] for e in got) == ["10.9.0.1", "10.9.0.2"], got
-        assert {e["orig"]["dport"] for e in got} == {4601}
-        assert all(e["cause"] == "userspace-flush" and e["netns"] == netns_inode(lab.name("h")) for e in got)
-        assert summary and summary["lost"] == 0 and summary["events"] == 2 and summary["causes"] == {"userspace-flush": 2}
-        assert any(e["orig"].get("dport") in (4601, 4602) for e in watcher.matching(in_ns(lab, "p")))
+    lab = build_lab(two_hosts(prefix("e")))
+    w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601")
+    try:
+        assert w.wait_ready() == "kprobe", w.stderr()
+        lab.run("p", "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", check=True)
+        for port in ("4601", "4602"):
+            lab.run("h", "python3", "-c", SEND_UDP, "10.9.0.2", port, "0", check=True)
+            lab.run("p", "python3", "-c", SEND_UDP, "10.9.0.1", port, "0", check=True)
+        lab.run("h", "conntrack", "-F", check=True)
+        lab.run("p", "conntrack", "-F", check=True)
+        got = w.wait_for(lambda e: True, timeout=60, count=2)
+    finally:
+        summary = w.stop()
+    # h tracks its own send to p and p's send to it; p's two entries (tracked
+    # too) are another namespace, port 4602 another port: compiled out
+    assert sorted(e["orig"]["src"] for e in got) == ["10.9.0.1", "10.9.0.2"], got
+    assert {e["orig"]["dport"] for e in got} == {4601}
+    assert all(e["cause"] == "userspace-flush" and e["netns"] == netns_inode(lab.name("h")) for e in got)
+    assert summary and summary["lost"] == 0 and summary["events"] == 2 and summary["causes"] == {"userspace-flush": 2}
+    assert any(e["orig"].get("dport") in (4601, 4602) for e in watcher.matching(in_ns(lab, "p")))
 
 
 def test_fentry_on_a_modular_conntrack_is_refused_with_the_reason(v6diag_module_cmd):

@@ -46,12 +46,12 @@ def _settle(lab: TunnelBrokerLab) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_correct_broker_passes_both_sides(kind):
-    with _lab(kind) as lab:
-        _settle(lab)
-        with Capture(lab.cli, RESULTS / f"tunnel-{kind}-ok.pcap"):
-            rc, cli = lab.check("cli", "--target", UPSTREAM)
-        rc_s, srv = lab.check("srv")
+def test_correct_broker_passes_both_sides(kind, build_lab):
+    lab = build_lab(_lab(kind))
+    _settle(lab)
+    with Capture(lab.cli, RESULTS / f"tunnel-{kind}-ok.pcap"):
+        rc, cli = lab.check("cli", "--target", UPSTREAM)
+    rc_s, srv = lab.check("srv")
     _keep_capture(f"tunnel-{kind}-ok", [], cli)
     record_fixture(f"tunnel-{kind}-ok-client", cli)
     record_fixture(f"tunnel-{kind}-ok-server", srv)
@@ -68,31 +68,31 @@ def test_correct_broker_passes_both_sides(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_proxy_entry(kind):
-    with _lab(kind, "no-proxy") as lab:
-        _settle(lab)
-        _, srv = lab.check("srv")
-        _, cli = lab.check("cli", "--target", UPSTREAM)
+def test_no_proxy_entry(kind, build_lab):
+    lab = build_lab(_lab(kind, "no-proxy"))
+    _settle(lab)
+    _, srv = lab.check("srv")
+    _, cli = lab.check("cli", "--target", UPSTREAM)
     assert failing(srv) == {"ndp-proxy"}, srv
     assert "ip -6 neigh add proxy 2001:db8:1::3 dev e0" in by_id(srv)["ndp-proxy"]["fix"]
     assert failing(cli) == {"reach-target"}, cli  # the peer answers, the world beyond does not
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_forwarding_off(kind):
-    with _lab(kind, "no-forwarding") as lab:
-        _settle(lab)
-        rc, srv = lab.check("srv")
+def test_forwarding_off(kind, build_lab):
+    lab = build_lab(_lab(kind, "no-forwarding"))
+    _settle(lab)
+    rc, srv = lab.check("srv")
     assert rc == 1 and "forwarding" in failing(srv), srv
     assert by_id(srv)["forwarding"]["fix"] == "sysctl -w net.ipv6.conf.all.forwarding=1"
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_encapsulation_dropped_at_server(kind):
-    with _lab(kind, "drop-encap") as lab:
-        with Capture(lab.cli, RESULTS / f"tunnel-{kind}-dropped.pcap"):
-            _, cli = lab.check("cli", "--target", UPSTREAM)
-        _, srv = lab.check("srv")
+def test_encapsulation_dropped_at_server(kind, build_lab):
+    lab = build_lab(_lab(kind, "drop-encap"))
+    with Capture(lab.cli, RESULTS / f"tunnel-{kind}-dropped.pcap"):
+        _, cli = lab.check("cli", "--target", UPSTREAM)
+    _, srv = lab.check("srv")
     _keep_capture(f"tunnel-{kind}-dropped", ["drop-encap"], cli)
     record_fixture(f"tunnel-{kind}-dropped-client", cli)
     encap = "proto41" if kind == "sit" else "encap"
@@ -107,10 +107,10 @@ def test_encapsulation_dropped_at_server(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_mtu_1500_on_the_tunnel(kind):
-    with _lab(kind, "mtu-1500") as lab:
-        _settle(lab)
-        _, cli = lab.check("cli", "--target", UPSTREAM)
+def test_mtu_1500_on_the_tunnel(kind, build_lab):
+    lab = build_lab(_lab(kind, "mtu-1500"))
+    _settle(lab)
+    _, cli = lab.check("cli", "--target", UPSTREAM)
     record_fixture(f"tunnel-{kind}-mtu1500-client", cli)
     # 1500 - 20 (RFC 4213 3.2); - 20 - 4 (RFC 2784); - 20 - 8 - 32 (WireGuard)
     best = {"sit": 1480, "gre": 1476, "wireguard": 1440}[kind]
@@ -121,9 +121,9 @@ def test_mtu_1500_on_the_tunnel(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_wrong_remote(kind):
-    with _lab(kind, "wrong-remote") as lab:
-        _, cli = lab.check("cli", "--target", UPSTREAM)
+def test_wrong_remote(kind, build_lab):
+    lab = build_lab(_lab(kind, "wrong-remote"))
+    _, cli = lab.check("cli", "--target", UPSTREAM)
     record_fixture(f"tunnel-{kind}-wrong-remote-client", cli)
     encap = "proto41" if kind == "sit" else "encap"
     c = by_id(cli)[encap]
@@ -132,34 +132,34 @@ def test_wrong_remote(kind):
     assert "reach-peer" in failing(cli)
 
 
-def test_server_tunnel_points_elsewhere_sit():
+def test_server_tunnel_points_elsewhere_sit(build_lab):
     """The SixXS dynamic-IP story: the client's address changed, the server's
     tunnel still names the old one. The server answers protocol 41 with ICMP."""
-    with _lab("sit", "server-wrong-remote") as lab:
-        _, cli = lab.check("cli", "--target", UPSTREAM)
+    lab = build_lab(_lab("sit", "server-wrong-remote"))
+    _, cli = lab.check("cli", "--target", UPSTREAM)
     record_fixture("tunnel-sit-server-wrong-remote-client", cli)
     c = by_id(cli)["proto41"]
     assert c["status"] == "fail" and f"{SRV4} sent back" in c["message"] and "unreachable" in c["message"], cli
     assert f"remote {CLI4}" in c["fix"]
 
 
-def test_ip6ip6_over_an_ipv6_underlay():
+def test_ip6ip6_over_an_ipv6_underlay(build_lab):
     """ip6tnl (RFC 2473) on the same broker, the underlay now IPv6: passes when
     right; protocol 41 dropped by the server's ip6tables is named with an
     ip6tables fix; MTU 1500 is cut to 1500 - 40 - 8 (the encapsulation limit option)."""
-    with _lab("ip6tnl") as lab:
-        rc, cli = lab.check("cli", "--target", UPSTREAM)
-        rc_s, srv = lab.check("srv")
+    lab = build_lab(_lab("ip6tnl"))
+    rc, cli = lab.check("cli", "--target", UPSTREAM)
+    rc_s, srv = lab.check("srv")
     record_fixture("tunnel-ip6tnl-ok-client", cli)
     assert (rc, cli["role"], failing(cli)) == (0, "client", set()), cli
     assert (rc_s, srv["role"], failing(srv)) == (0, "server", set()), srv
     assert by_id(cli)["proto41"]["status"] == by_id(cli)["reach-target"]["status"] == "pass"
-    with _lab("ip6tnl", "drop-encap") as lab:
-        _, cli = lab.check("cli", "--target", UPSTREAM)
-        _, srv = lab.check("srv")
+    lab = build_lab(_lab("ip6tnl", "drop-encap"))
+    _, cli = lab.check("cli", "--target", UPSTREAM)
+    _, srv = lab.check("srv")
     assert {"proto41", "reach-peer"} <= failing(cli), cli
     fix = by_id(srv)["proto41"]["fix"]
     assert fix.startswith("ip6tables -I INPUT") and f"-s {CLI6} -p 41" in fix, srv
-    with _lab("ip6tnl", "mtu-1500") as lab:
-        _, cli = lab.check("cli", "--target", UPSTREAM)
+    lab = build_lab(_lab("ip6tnl", "mtu-1500"))
+    _, cli = lab.check("cli", "--target", UPSTREAM)
     assert by_id(cli)["mtu"]["status"] == "fail" and by_id(cli)["mtu"]["fix"] == "ip link set dev tun0 mtu 1452", cli

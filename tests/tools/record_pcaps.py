@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab import HostSpec, LanLab  # noqa: E402
+from tests.lab import HostSpec, LanLab, v6diag_command  # noqa: E402
 
-V6DIAG = str(ROOT / ".venv/bin/v6diag")
+V6DIAG = v6diag_command()
 PCAPS = ROOT / "pcaps"
 
 
@@ -55,7 +55,7 @@ def record_discover_lan() -> None:
     with LanLab() as lab:
         ng = PCAPS / "discover-lan.pcapng"
         cap = start_dumpcap(lab, ng)
-        r = lab.exec_prober(V6DIAG, "discover", "-i", lab.PROBER_IF, "--json",
+        r = lab.exec_prober(*V6DIAG, "discover", "-i", lab.PROBER_IF, "--json",
                             "--write", str(PCAPS / "discover-lan.pcap"))
         stop(cap)
         assert r.returncode == 0, r.stderr

@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import PCAPS, require_tools
 from tests.vxlan_gen import Case, all_cases, shuffled, write_pcap, write_pcapng
-from v6diag.analyse.checksums import ChecksumTally
-from v6diag.decode.checksum import DEFAULT_PORTS, KINDS, verify
-from v6diag.sources.pcap import CaptureReader
+from v6diag.checksum.tally import ChecksumTally
+from v6diag.checksum.verify import DEFAULT_PORTS, KINDS, verify
+from v6diag.core.capture import CaptureReader
 
 CASES = shuffled(all_cases())
 

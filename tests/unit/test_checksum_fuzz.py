@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.vxlan_gen import all_cases
-from v6diag.analyse.checksums import ChecksumTally
-from v6diag.decode.checksum import DEFAULT_PORTS, verify
-from v6diag.decode.checksum_fast import verify_batch
-from v6diag.sources.pcap import Batch
+from v6diag.checksum.tally import ChecksumTally
+from v6diag.checksum.verify import DEFAULT_PORTS, verify
+from v6diag.checksum.verify_fast import verify_batch
+from v6diag.core.frames import Batch
 
 SEEDS = [c.data for c in all_cases()]
 SETTINGS = settings(max_examples=300, deadline=None, database=None,

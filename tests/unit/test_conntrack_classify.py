@@ -1,6 +1,6 @@
-"""The cause classifier. These stacks are SYNTHETIC: written from the caller
-chains in ../shared/context/conntrack-delete-paths.md (checked against 6.6
-sources), not recorded: they cover paths the kernel tier has not reproduced
+"""The cause classifier. These stacks are SYNTHETIC: written from the callers
+of nf_ct_delete() in the kernel sources (6.6: nf_nat_core.c, ip_vs_conn.c),
+not recorded: they cover paths the kernel tier has not reproduced
 (snat-clash, ipvs-expire). Stacks recorded from the booted stock kernel are
 checked in test_conntrack_recorded.py."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from v6diag.analyse.conntrack import CAUSES, Filter, classify
+from v6diag.conntrack.classify import CAUSES, Filter, classify
 
 CHAINS = [
     (["nf_ct_delete", "nf_ct_gc_expired", "gc_worker", "process_one_work", "worker_thread"], "timeout"),

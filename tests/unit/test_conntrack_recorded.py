@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from v6diag.analyse.conntrack import explain
-from v6diag.render.conntrack_human import EventPrinter
+from v6diag.conntrack.classify import explain
+from v6diag.conntrack.render import EventPrinter
 
 FIXTURES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "conntrack").glob("conntrack-*.json"))
 EXPECTED_CONTEXT = {"userspace-delete": "process", "userspace-flush": "process", "tcp-rst": "softirq",

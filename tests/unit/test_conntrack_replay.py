@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PCAPS
-from v6diag.analyse.conntrack import Filter, explain
-from v6diag.errors import InputError
-from v6diag.render.conntrack_human import line
-from v6diag.sources.conntrack_recorded import RecordedEvents
+from v6diag.conntrack.classify import Filter, explain
+from v6diag.core.errors import InputError
+from v6diag.conntrack.render import line
+from v6diag.conntrack.recorded import RecordedEvents
 
 SAMPLE = PCAPS / "conntrack-kernel-6.1.ndjson"
 

@@ -16,11 +16,11 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Dot1Q, Ether
 
-from v6diag.analyse.addresses import multicast_mac, solicited_node
-from v6diag.decode.nd import MalformedPacket, decode_frame
-from v6diag.model import Frame
-from v6diag.sources import probe
-from v6diag.sources.netlink import Interface
+from v6diag.core.inet import multicast_mac, solicited_node
+from v6diag.discover.decode import MalformedPacket, decode_frame
+from v6diag.core.frames import Frame
+from v6diag.discover import probe
+from v6diag.core.netlink import Interface
 
 HOST_MAC = "b8:27:eb:89:bc:51"
 HOST_LL = "fe80::ba27:ebff:fe89:bc51"

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.conftest import PCAPS
-from v6diag.analyse.discovery import DiscoveryAnalysis
-from v6diag.sources.pcap import CaptureReader
+from v6diag.discover.analyse import DiscoveryAnalysis
+from v6diag.core.capture import CaptureReader
 
 EXPECTED_IID = {"eui64": "eui64", "low-byte": "low-byte", "random": "random", "stable-privacy": "random"}
 

@@ -36,11 +36,11 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from tests.conftest import PCAPS
-from v6diag.analyse.discovery import DiscoveryAnalysis
-from v6diag.decode.nd import Decoded, MalformedPacket, decode_frame
-from v6diag.errors import InputError
-from v6diag.model import Frame
-from v6diag.sources.pcap import MAX_BLOCK, CaptureReader
+from v6diag.discover.analyse import DiscoveryAnalysis
+from v6diag.discover.decode import Decoded, MalformedPacket, decode_frame
+from v6diag.core.errors import InputError
+from v6diag.core.frames import Frame
+from v6diag.core.capture import MAX_BLOCK, CaptureReader
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import PCAPS, ROOT
+from tests.schemas import validate_output
 
 GOLDEN = ROOT / "tests" / "golden"
 UPDATE = os.environ.get("V6DIAG_UPDATE_GOLDEN") == "1"
@@ -75,3 +75,22 @@ def test_json_of_bundled_examples_is_unchanged(v6diag_cmd, name, args):
         path.write_text(got)
     assert path.exists(), f"no golden file {path.name}: run with V6DIAG_UPDATE_GOLDEN=1"
     assert got == path.read_text(), f"--json of {' '.join(args)} changed (golden {path.name})"
+
+
+@pytest.mark.parametrize("name, command", [(c[0], c[1][0]) for c in CASES], ids=[c[0] for c in CASES])
+def test_golden_files_follow_the_published_schema(name, command):
+    assert validate_output(command, (GOLDEN / f"{name}.json").read_text())
+
+
+def test_a_schema_rejects_what_breaks_the_contract():
+    import json
+
+    from jsonschema import ValidationError
+
+    report = json.loads((GOLDEN / "discover-lan.json").read_text())
+    report["hosts"][0]["iid_kind"] = "made-up"
+    with pytest.raises(ValidationError):
+        validate_output("discover", json.dumps(report))
+    del report["hosts"]
+    with pytest.raises(ValidationError):
+        validate_output("discover", json.dumps(report))

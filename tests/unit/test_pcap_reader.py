@@ -15,11 +15,12 @@ import tracemalloc
 import pytest
 
 from tests.conftest import PCAPS
-from v6diag.decode.link import decode_link
-from v6diag.decode.nd import decode_frame
-from v6diag.errors import EXIT_INPUT, InputError
-from v6diag.model import Frame
-from v6diag.sources.pcap import CHUNK, CaptureReader, CaptureWriter
+from v6diag.core.dissect import ipv6_of
+from v6diag.core.link import mac_text
+from v6diag.discover.decode import decode_frame
+from v6diag.core.errors import EXIT_INPUT, InputError
+from v6diag.core.frames import Frame
+from v6diag.core.capture import CHUNK, CaptureReader, CaptureWriter
 
 LAN_PCAP = PCAPS / "discover-lan.pcap"
 ETH_IPV6 = 0x86DD
@@ -285,11 +286,10 @@ def test_linux_cooked_captures(tmp_path, original, linktype, wrap):
     assert reader.problem is None
     assert [f.linktype for f in frames] == [linktype] * len(src)
     for f, eth, t in zip(frames, src, pkttypes):
-        link = decode_link(f)
-        assert link.src_mac == mac_of(eth.data[6:12])
-        assert link.ip6 is not None
-        assert bytes(link.ip6) == eth.data[14:]
-        assert link.outgoing is (t == 4)
+        lh, ip6 = ipv6_of(f)
+        assert mac_text(lh.src_mac) == mac_of(eth.data[6:12])
+        assert bytes(ip6) == eth.data[14:]
+        assert lh.outgoing is (t == 4)
 
 
 @pytest.mark.parametrize("linktype,wrap", [(113, sll), (276, sll2)], ids=["sll", "sll2"])
@@ -305,15 +305,16 @@ def test_cooked_frames_give_the_ethernet_sightings_unless_outgoing(original, lin
     assert checked >= 10
 
 
-@pytest.mark.parametrize("tags", [[(0x8100, 42)], [(0x88A8, 100), (0x8100, 42)]], ids=["dot1q", "qinq"])
+@pytest.mark.parametrize("tags", [[(0x8100, 42)], [(0x88A8, 100), (0x8100, 42)], [(0x9100, 7), (0x8100, 42)]],
+                         ids=["dot1q", "qinq", "qinq-9100"])
 def test_vlan_tagged_ethernet_still_finds_ipv6(original, tags):
     checked = 0
     for eth in ipv6_frames(original, 40):
         tag_bytes = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in tags)
         tagged = Frame(eth.ts, 1, eth.data[:12] + tag_bytes + eth.data[12:])
-        link = decode_link(tagged)
-        assert link.src_mac == mac_of(eth.data[6:12])
-        assert link.ip6 is not None and bytes(link.ip6) == eth.data[14:]
+        lh, ip6 = ipv6_of(tagged)
+        assert mac_text(lh.src_mac) == mac_of(eth.data[6:12])
+        assert bytes(ip6) == eth.data[14:]
         assert decode_frame(tagged).sightings == decode_frame(eth).sightings
         checked += bool(decode_frame(eth).sightings)
     assert checked >= 10

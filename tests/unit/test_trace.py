@@ -21,12 +21,12 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from tests.conftest import PCAPS
-from v6diag.analyse.exchanges import TraceAnalysis
-from v6diag.analyse.trace_findings import findings
-from v6diag.decode.messages import decode_message
-from v6diag.decode.nd import MalformedPacket
-from v6diag.model import Frame
-from v6diag.sources.pcap import CaptureReader
+from v6diag.trace.exchanges import TraceAnalysis
+from v6diag.trace.findings import findings
+from v6diag.trace.decode import decode_message
+from v6diag.core.dissect import MalformedPacket
+from v6diag.core.frames import Frame
+from v6diag.core.capture import CaptureReader
 
 TRUTH = json.loads((PCAPS / "trace.truth.json").read_text())
 R_MAC, C_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -47,25 +47,25 @@ def test_o_flag_only_capture_names_the_cause_and_both_fixes():
     (router,) = t.routers.values()
     assert router["o_flag"] and not router["m_flag"] and router["prefixes"][0]["prefix"] == "2001:db8:1::/64"
     assert router["rdnss"][0]["servers"] == ["2001:db8:1::53"]
-    dhcp = [e for e in t.public_exchanges() if e["type"] == "dhcpv6"]
-    assert [e["kind"] for e in dhcp] == ["information-request"] and dhcp[0]["answered"]
+    dhcp = [e for e in t.exchanges if e.type == "dhcpv6"]
+    assert [e.kind for e in dhcp] == ["information-request"] and dhcp[0].answered
 
 
 def test_pd_capture_shows_the_delegated_prefix():
     t, codes = analyse(PCAPS / "trace-pd-delegated.pcap")
     assert t.delegated_prefixes() == [TRUTH["delegated_prefix"]]
     assert codes == {"pd-delegated"}
-    kinds = [e["kind"] for e in t.public_exchanges() if e["type"] == "dhcpv6"]
+    kinds = [e.kind for e in t.exchanges if e.type == "dhcpv6"]
     assert kinds == ["solicit", "request"]
 
 
 def test_tunnel_server_captures_with_and_without_proxy_ndp():
     t, codes = analyse(PCAPS / "trace-tunnel-no-proxy.pcap", TRUTH["tunnel_interface"])
-    (ns,) = [e for e in t.public_exchanges() if e["type"] == "ns" and e["target"] == TRUTH["tunnel_client"]]
-    assert not ns["answered"] and ns["requests"] >= 2 and "ns-unanswered" in codes
+    (ns,) = [e for e in t.exchanges if e.type == "ns" and e.target == TRUTH["tunnel_client"]]
+    assert not ns.answered and ns.requests >= 2 and "ns-unanswered" in codes
     t2, codes2 = analyse(PCAPS / "trace-tunnel-proxy.pcap", TRUTH["tunnel_interface"])
-    (ns2,) = [e for e in t2.public_exchanges() if e["type"] == "ns" and e["target"] == TRUTH["tunnel_client"]]
-    assert ns2["answered"] and "ns-unanswered" not in codes2
+    (ns2,) = [e for e in t2.exchanges if e.type == "ns" and e.target == TRUTH["tunnel_client"]]
+    assert ns2.answered and "ns-unanswered" not in codes2
 
 
 def frames(*pkts) -> list[Frame]:
@@ -114,9 +114,9 @@ def test_no_reply_status_codes_and_relayed_messages():
                dhcp(reply, src=R_LL, dst=C_LL, sport=547, dport=546, mac=R_MAC))
     assert "dhcpv6-no-reply" in f  # xid 7: sent twice, never answered
     assert "dhcpv6-status-noprefixavail" in f and "pd-not-offered" in f
-    ex = {e["xid"]: e for e in t.public_exchanges() if e["type"] == "dhcpv6"}
-    assert ex[7]["requests"] == 2 and ex[7]["retransmissions"] == 1 and not ex[7]["answered"]
-    assert ex[8]["answered"] and ex[8]["status"][0]["name"] == "NoPrefixAvail"
+    ex = {e.xid: e for e in t.exchanges if e.type == "dhcpv6"}
+    assert ex[7].requests == 2 and ex[7].retransmissions == 1 and not ex[7].answered
+    assert ex[8].answered and ex[8].status[0]["name"] == "NoPrefixAvail"
 
 
 def test_decoded_fields():

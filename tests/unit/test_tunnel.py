@@ -14,11 +14,11 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 
 from tests.conftest import PCAPS
-from v6diag.analyse import tunnel as an
-from v6diag.analyse import tunnel_firewall as fw
-from v6diag.analyse import tunnel_live as lv
-from v6diag.analyse.tunnel_facts import Addr, HostFacts, ProbeResult, Route, TunnelLink, WgPeer
-from v6diag.decode.encap import underlay
+from v6diag.tunnel import checks as an
+from v6diag.tunnel import firewall as fw
+from v6diag.tunnel import underlay_checks as lv
+from v6diag.tunnel.facts import Addr, HostFacts, ProbeResult, Route, TunnelLink, WgPeer
+from v6diag.tunnel.decode import underlay
 
 NOW = 1_700_000_000.0
 
@@ -44,11 +44,11 @@ def sit_server(proxy=True, all_fwd=1, ext_fwd=1, proxy_ndp=1, firewall=None, **k
 
 
 def ids(checks, status="fail") -> set[str]:
-    return {c.id for c in checks if c.status == status}
+    return {c.code for c in checks if c.status == status}
 
 
 def check(checks, cid):
-    return next(c for c in checks if c.id == cid)
+    return next(c for c in checks if c.code == cid)
 
 
 # -- configuration checks -----------------------------------------------------
@@ -162,7 +162,7 @@ def test_native_nft_forward_accepting_the_tunnel_passes_and_input_drop_of_41_fai
     f = sit_server(firewall=INPUT_DROPS_41_AND_NATIVE_FORWARD)
     assert check(an.config_checks(f, "server"), "forward-policy").status == "pass"
     got = an.encap_firewall(f)
-    assert got.id == "proto41" and got.status == "fail" and "ip filter INPUT" in got.message
+    assert got.code == "proto41" and got.status == "fail" and "ip filter INPUT" in got.message
     assert got.fix == "iptables -I INPUT -s 10.0.0.2 -p 41 -j ACCEPT"
 
 
@@ -247,9 +247,10 @@ TRUTH = {t["file"]: t for t in json.loads((PCAPS / "tunnel-vxlan.truth.json").re
 
 
 def _pcap_report(name: str) -> tuple[int, dict]:
-    from v6diag.cli.tunnel import _from_capture
+    from v6diag.core.report import to_json
+    from v6diag.tunnel.command import _from_capture
 
-    r = _from_capture(str(PCAPS / name), ())
+    r = to_json(_from_capture(str(PCAPS / name), ()))
     return (0 if r["ok"] else 1), r
 
 
@@ -323,7 +324,7 @@ def test_sit_captures_from_the_stock_kernel(name):
 
 
 def test_tunnel_kind_from_interface_name_and_module_names():
-    from v6diag.sources.tunnel_kinds import MODULES, kind_from_name
+    from v6diag.tunnel.host_kinds import MODULES, kind_from_name
 
     assert [kind_from_name(n) for n in ("he-ipv6", "sit-ipv6", "wg0", "vxlan100", "ip6tnl1", "eth0")] == \
         ["sit", "sit", "wireguard", "vxlan", "ip6tnl", None]

@@ -1,1 +1,0 @@
-"""Analysers: pure state machines over decoded records; no I/O."""

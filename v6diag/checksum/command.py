@@ -1,0 +1,123 @@
+"""`v6diag checksum`: verify every checksum in VXLAN traffic and tell offload
+artefacts (partial) from real corruption (bad).
+
+options -> source (capture file or packet socket, in batches) -> verify -> tally
+-> report -> render (flagged rows stream out as JSON while reading)."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+import typer
+
+from v6diag.core.console import Options, stderr, stdout
+from v6diag.core.constants import VXLAN_PORTS
+from v6diag.core.errors import UnavailableError, UsageError
+from v6diag.core.report import exit_code
+
+
+def checksum(
+    ctx: typer.Context,
+    file: Optional[str] = typer.Argument(None, help="pcap/pcapng file to read, '-' for stdin."),
+    pcap: Optional[str] = typer.Option(None, "--pcap", help="Same as FILE."),
+    iface: Optional[str] = typer.Option(None, "--iface", "-i", help="Capture live on this interface (needs CAP_NET_RAW)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Live capture length in seconds (default: until Ctrl-C)."),
+    port: List[int] = typer.Option([], "--port", "-p", help="More VXLAN UDP ports (4789 and 8472 always)."),
+    detail: int = typer.Option(3, "--detail", help="Dissect the first N flagged packets (human output)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON on stdout (schema in README)."),
+) -> int:
+    """Verify IP/UDP/TCP/ICMP checksums inside VXLAN; classify failures as bad or partial."""
+    from v6diag.checksum.tally import ChecksumTally
+
+    opts: Options = ctx.obj
+    as_json = json_out or opts.json
+    if file and pcap:
+        raise UsageError("give the capture once: FILE or --pcap FILE")
+    source = file or pcap
+    if source and iface:
+        raise UsageError("read a capture (FILE) or capture live (--iface), not both")
+    if not source and not iface:
+        raise UsageError("give a capture FILE ('-' for stdin) or --iface IF to capture live")
+    if any(not 0 < p < 65536 for p in port):
+        raise UsageError("--port must be a UDP port number (1-65535)")
+    if duration is not None and not 0 < duration <= 86400:
+        raise UsageError("--duration must be between 0 and 86400 seconds")
+    ports = tuple(sorted(set(VXLAN_PORTS) | set(port)))
+    # JSON carries no dissections: keeping none spares importing scapy (~33 MB)
+    tally = ChecksumTally(ports, keep=0 if as_json else max(0, detail))
+    stream = None
+    if as_json:
+        from v6diag.core.jsonout import ListFirstStream
+
+        stream = ListFirstStream("flagged")
+        tally.on_flagged = stream.row
+    if source:
+        report = _from_capture(source, tally)
+    else:
+        report = _live(iface, duration, tally, opts.verbose)
+    if stream is not None:
+        stream.finish(report)
+    else:
+        from v6diag.checksum import render
+
+        render.checksum(report, stdout())
+    return exit_code(report)
+
+
+def _report(tally, source, name, duration, problem=None, live=None):
+    from v6diag.checksum.findings import findings, offload_findings
+    from v6diag.checksum.report import ChecksumReport, FlowCounts
+    from v6diag.checksum.tally import NOTES
+    from v6diag.checksum.verify import KINDS
+
+    found = findings(tally, problem)
+    if live is not None:
+        found += offload_findings(tally, live)
+    counts = {k: tally.counts.get(k, 0) for k in (*KINDS, *NOTES)}
+    flows = [FlowCounts(f.src, f.dst, f.dport, f.vni, c["packets"], {k: v for k, v in c.items() if k != "packets"})
+             for f, c in tally.flow_rows()[:100]]
+    return ChecksumReport(source, name, list(tally.ports), tally.packets, tally.vxlan_packets, counts,
+                          flows, found, duration, live, tally.kept)
+
+
+def _from_capture(path: str, tally):
+    from v6diag.core.capture import CaptureReader
+
+    reader = CaptureReader(path)
+    for batch in reader.batches():
+        tally.add_batch(batch)
+    return _report(tally, "pcap", path, reader.span_s, reader.problem)
+
+
+def _live(iface: str, duration, tally, verbose: int):
+    from v6diag.checksum import host
+    from v6diag.checksum.report import LiveCapture
+    from v6diag.core import netlink
+    from v6diag.core.constants import ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_ALL
+    from v6diag.core.packet_socket import PacketSocket, batches
+
+    err = stderr()
+    info = netlink.link(iface)
+    if not info.up:
+        raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
+    if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+        raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
+                         "capture on the underlay interface the VXLAN packets leave by")
+    before = host.udp_in_csum_errors()
+    start = time.monotonic()
+    deadline = None if duration is None else start + duration
+    with PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False) as sock:
+        err.print(f"capturing on {iface}" + (f" for {duration:g} s" if duration else "; Ctrl-C to stop"))
+        try:
+            for batch, status in batches(sock, deadline):
+                tally.add_batch(batch, status)
+                if verbose:
+                    err.print(f"  {tally.packets} packets, {tally.vxlan_packets} VXLAN", end="\r")
+        except KeyboardInterrupt:
+            pass  # Ctrl-C ends a live capture; what was captured is reported (as tcpdump does)
+    elapsed = time.monotonic() - start
+    after = host.udp_in_csum_errors()
+    live = LiveCapture(iface, info.kind, host.offload_features(iface), host.vxlan_devices(),
+                       {k: after[k] - before[k] for k in after}, tally.kernel_not_ready)
+    return _report(tally, "live", iface, elapsed, live=live)

@@ -1,0 +1,58 @@
+"""Kernel counters and device features read from /proc and ethtool netlink."""
+
+from __future__ import annotations
+
+from v6diag.checksum.report import VxlanDevice
+
+
+def udp_in_csum_errors() -> dict[str, int]:
+    """UDP datagrams this network namespace dropped for a bad checksum
+    (net/ipv4/proc.c snmp4_udp_list, net/ipv6/proc.c snmp6_udp6_list)."""
+    out = {"ipv4": 0, "ipv6": 0}
+    try:
+        with open("/proc/net/snmp") as f:
+            lines = [line.split() for line in f if line.startswith("Udp:")]
+        if len(lines) >= 2 and "InCsumErrors" in lines[0]:
+            out["ipv4"] = int(lines[1][lines[0].index("InCsumErrors")])
+        with open("/proc/net/snmp6") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == "Udp6InCsumErrors":
+                    out["ipv6"] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+CSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "rx-checksum",
+                 "tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation")
+
+
+def offload_features(ifname: str) -> dict[str, bool]:
+    """The checksum offload features of one device (ethtool -k), {} if unknown."""
+    try:
+        from pyroute2.ethtool import Ethtool
+
+        with Ethtool() as et:
+            feats = et.get_features(ifname).features
+    except Exception:  # no ethtool netlink family or device gone: the report says "unknown"
+        return {}
+    return {k: bool(feats[k].enable) for k in CSUM_FEATURES if k in feats}
+
+
+def vxlan_devices() -> list[VxlanDevice]:
+    """VXLAN devices in this namespace with their UDP port, checksum settings and offloads."""
+    from pyroute2 import IPRoute
+
+    out = []
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            if not info or info.get_attr("IFLA_INFO_KIND") != "vxlan":
+                continue
+            data = info.get_attr("IFLA_INFO_DATA")
+            name = link.get_attr("IFLA_IFNAME")
+            out.append(VxlanDevice(name, data.get_attr("IFLA_VXLAN_PORT") if data else None,
+                                   bool(data.get_attr("IFLA_VXLAN_UDP_CSUM")) if data else None,
+                                   offload_features(name)))
+    return out

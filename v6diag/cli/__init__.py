@@ -1,1 +1,0 @@
-"""Command-line layer: one module per command; parse -> core -> render."""

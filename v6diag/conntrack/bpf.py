@@ -1,0 +1,250 @@
+"""Conntrack destructions seen by a BPF probe on nf_ct_delete (bpf/conntrack_delete.c),
+loaded with bcc: the entry's tuples and state plus the kernel stack that led there.
+What the probe needs is checked first, each missing piece named with how to get
+it (bcc's tools do the same). bcc is imported here and nowhere else, late, so
+--help stays instant."""
+
+from __future__ import annotations
+
+import ctypes as ct
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from v6diag.conntrack.ctnetlink import status_names, tcp_state_names
+from v6diag.conntrack.report import DestroyEvent
+from v6diag.core.constants import PROTO_NAMES
+from v6diag.core.errors import UnavailableError
+
+SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "conntrack_delete.c"
+PROBED = "nf_ct_delete"
+NO_KPROBES = "kprobes unavailable on this kernel (no kprobe event source: CONFIG_KPROBES off?)"
+
+
+def kprobes_available() -> bool:
+    return (os.path.exists("/sys/bus/event_source/devices/kprobe")
+            or os.path.exists("/sys/kernel/tracing/kprobe_events")
+            or os.path.exists("/sys/kernel/debug/tracing/kprobe_events"))
+
+
+def missing_for_bcc() -> list[str]:
+    """What any bcc program needs: bcc itself and headers of the running kernel."""
+    out = []
+    release = platform.release()
+    try:
+        import bcc  # noqa: F401  (python3-bpfcc; the venv sees it through system site-packages)
+    except ImportError:
+        out.append("bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)")
+    if not os.path.exists(f"/lib/modules/{release}/build"):
+        out.append(f"kernel headers for {release} are missing (Debian/Ubuntu: apt install linux-headers-{release})")
+    return out
+
+
+class CtTuple(ct.Structure):  # struct ct_tuple in bpf/conntrack_delete.c
+    _fields_ = [("src", ct.c_uint8 * 16), ("dst", ct.c_uint8 * 16), ("sport", ct.c_uint16), ("dport", ct.c_uint16)]
+
+
+class CtEvent(ct.Structure):  # struct ct_event; same field order, natural alignment
+    _fields_ = [("ts_ns", ct.c_uint64), ("pid", ct.c_uint32), ("netns", ct.c_uint32), ("mark", ct.c_uint32),
+                ("status", ct.c_uint32), ("stack_id", ct.c_int32), ("timeout_left", ct.c_int32),
+                ("zone", ct.c_uint16), ("l3", ct.c_uint8), ("l4", ct.c_uint8), ("tcp_state", ct.c_uint8),
+                ("comm", ct.c_char * 16), ("orig", CtTuple), ("reply", CtTuple)]
+
+
+@dataclass
+class KernelFilter:
+    """What the BPF program drops before an event is even sent (-D knobs)."""
+    l3: int | None = None  # socket.AF_INET / AF_INET6
+    proto: int | None = None
+    port: int | None = None
+    mark: int | None = None
+    netns: int | None = None  # inode of the namespace
+
+    def cflags(self) -> list[str]:
+        knobs = {"FILTER_L3": self.l3, "FILTER_PROTO": self.proto, "FILTER_PORT": self.port,
+                 "FILTER_MARK": self.mark, "FILTER_NETNS": self.netns}
+        return [f"-D{k}={v}u" if k in ("FILTER_MARK", "FILTER_NETNS") else f"-D{k}={v}"
+                for k, v in knobs.items() if v is not None]
+
+
+def cflags(mode: str, kfilter: KernelFilter) -> list[str]:
+    return (["-DUSE_FENTRY"] if mode == "fentry" else []) + kfilter.cflags()
+
+
+def fentry_blocker() -> str | None:
+    """Why the fentry variant cannot attach here, or None.
+    bcc (0.26, Debian 12) resolves fentry targets in vmlinux BTF only; nf_ct_delete
+    sits in the nf_conntrack module on distribution kernels, so fentry needs a kernel
+    with conntrack built in (measured on 6.1.0-56-amd64: "nf_ct_delete is not found
+    in vmlinux BTF")."""
+    from bcc import BPF
+
+    if not BPF.support_kfunc():
+        return "BPF trampolines (fentry) unsupported: needs x86-64, kernel BTF and bpf_trampoline"
+    if not conntrack_builtin():
+        return ("fentry cannot attach to nf_ct_delete: it lives in the nf_conntrack module and bcc "
+                "attaches fentry only to functions in vmlinux BTF")
+    return None
+
+
+def conntrack_builtin() -> bool:
+    mod = Path("/sys/module/nf_conntrack")
+    if mod.exists():  # loadable modules have an initstate, built-in ones do not
+        return not (mod / "initstate").exists()
+    release = os.uname().release
+    try:
+        builtin = Path(f"/lib/modules/{release}/modules.builtin").read_text()
+    except OSError:
+        return False
+    return any(line.endswith("/nf_conntrack.ko") for line in builtin.splitlines())
+
+
+def ensure_conntrack_loaded() -> bool:
+    """nf_ct_delete lives in the nf_conntrack module; a probe can only attach once
+    it is loaded. Returns True when this call loaded it."""
+    if Path("/sys/module/nf_conntrack").exists():
+        return False
+    r = subprocess.run(["modprobe", "nf_conntrack"], capture_output=True, text=True)
+    if r.returncode:
+        raise UnavailableError(f"cannot load nf_conntrack: {r.stderr.strip() or 'modprobe failed'}",
+                               hint="this kernel may have no conntrack (CONFIG_NF_CONNTRACK)")
+    return True
+
+
+class BpfDeleteEvents:
+    def __init__(self, mode: str, kfilter: KernelFilter, perf_pages: int = 512):
+        # 512 pages (2 MiB) per CPU hold ~15k events: a `conntrack -F` of a busy
+        # table arrives as one burst, faster than any reader (bench/conntrack)
+        from bcc import BPF
+
+        self.mode = mode
+        if not SOURCE.exists():  # bpf/ ships with the source tree (pip install -e .)
+            raise UnavailableError(f"the BPF program {SOURCE} is missing",
+                                   hint="install v6diag from its source tree: pip install -e .")
+        try:
+            self.bpf = BPF(src_file=str(SOURCE).encode(), cflags=cflags(mode, kfilter))
+        except Exception as e:  # bcc raises bare Exception on compile/load failures
+            raise UnavailableError(f"cannot compile/load {SOURCE.name}: {e}",
+                                   hint="check that linux-headers-$(uname -r) match the running kernel") from e
+        if not self.bpf.num_open_kprobes() and not getattr(self.bpf, "kfunc_entry_fds", None):
+            raise UnavailableError(f"the {mode} probe on {PROBED} did not attach")
+        self.lost = 0
+        self.malformed = 0
+        self._pending: list[dict] = []
+        self._status = status_names()
+        self._status_cache: dict[int, list[str]] = {}
+        self._tcp = tcp_state_names()
+        self._modules = _modules()
+        self._stacks: dict[int, list[str]] = {}  # stack id -> names; a flush repeats one stack
+        self.bpf["events"].open_perf_buffer(self._on_event, page_cnt=perf_pages, lost_cb=self._on_lost)
+        # ktime (CLOCK_MONOTONIC) -> wall clock
+        self._offset = time.time() - time.monotonic()
+
+    def _on_lost(self, n: int) -> None:
+        # the same losses are counted in the kernel (dropped map) when perf_submit
+        # fails; this callback only keeps bcc from printing its own warning
+        pass
+
+    def _on_event(self, cpu, data, size) -> None:
+        # bcc swallows exceptions raised in this ctypes callback: none may escape
+        if size < ct.sizeof(CtEvent):
+            self.malformed += 1
+            return
+        self._pending.append(self._decode(ct.cast(data, ct.POINTER(CtEvent)).contents))
+
+    def events(self, deadline: float | None) -> Iterator[DestroyEvent | None]:
+        """One dict per destroyed entry; None on idle ticks (for progress)."""
+        draining = False
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                draining = True  # what is already in the buffer is reported, not dropped
+            wait = 0 if draining else (200 if deadline is None else
+                                       max(10, min(200, int((deadline - time.monotonic()) * 1000))))
+            self.bpf.perf_buffer_poll(timeout=wait)
+            if not self._pending:
+                if draining:
+                    return
+                yield None
+                continue
+            batch, self._pending = self._pending, []
+            self._refresh_symbols()
+            for ev in batch:
+                ev["stack"] = self._stack(ev.pop("stack_id"))
+                yield ev
+
+    def dropped(self) -> int:
+        """Events the program could not submit because the perf buffer was full."""
+        return sum(v.value for v in self.bpf["dropped"].values())
+
+    def _decode(self, e) -> DestroyEvent:
+        fam = socket.AF_INET6 if e.l3 == socket.AF_INET6 else socket.AF_INET
+        proto = PROTO_NAMES.get(e.l4, str(e.l4))
+        return {
+            "time": self._offset + e.ts_ns / 1e9,
+            "family": "ipv6" if fam == socket.AF_INET6 else "ipv4",
+            "orig": _tuple(e.orig, fam, proto), "reply": _tuple(e.reply, fam, proto), "proto": proto,
+            "mark": e.mark, "zone": e.zone, "netns": e.netns,
+            "status": self._status_list(e.status),
+            "tcp_state": self._tcp.get(e.tcp_state) if e.l4 == socket.IPPROTO_TCP else None,
+            "expired": e.timeout_left <= 0, "timeout_left_jiffies": e.timeout_left,
+            "pid": e.pid, "comm": e.comm.decode(errors="replace"), "stack_id": e.stack_id,
+            "mode": self.mode,
+        }
+
+    def _status_list(self, status: int) -> list[str]:
+        names = self._status_cache.get(status)
+        if names is None:  # a handful of distinct values in practice
+            names = self._status_cache[status] = [n for bit, n in sorted(self._status.items()) if status & bit]
+        return list(names)
+
+    def _stack(self, stack_id: int) -> list[str]:
+        from bcc import BPF
+
+        if stack_id < 0:  # -EFAULT/-EEXIST: the stack map was full or the walk failed
+            return []
+        if stack_id not in self._stacks:
+            try:
+                addrs = list(self.bpf["stacks"].walk(stack_id))
+            except KeyError:
+                return []
+            self._stacks[stack_id] = [BPF.ksym(a).decode(errors="replace") for a in addrs]
+        return list(self._stacks[stack_id])
+
+    def _refresh_symbols(self) -> None:
+        # bcc caches kernel symbols when first used and never rereads them; a module
+        # loaded later (nf_conntrack_netlink, on the first `conntrack -D`) would then
+        # resolve to wrong names. bcc 0.26 has no public refresh: drop its cache.
+        mods = _modules()
+        if mods != self._modules:
+            from bcc import BPF
+
+            BPF._sym_caches.pop(-1, None)
+            self._modules = mods
+            self._stacks.clear()
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+def _modules() -> str:
+    try:
+        return " ".join(line.split(" ", 1)[0] for line in Path("/proc/modules").read_text().splitlines())
+    except OSError:
+        return ""
+
+
+def _tuple(t, fam: int, proto: str) -> dict:
+    raw_src, raw_dst = bytes(t.src), bytes(t.dst)
+    if fam == socket.AF_INET:
+        raw_src, raw_dst = raw_src[:4], raw_dst[:4]
+    ports = proto in ("tcp", "udp", "sctp", "udplite", "dccp")
+    return {  # inet_ntop: the same text as ipaddress, several times faster per event
+        "src": socket.inet_ntop(fam, raw_src), "dst": socket.inet_ntop(fam, raw_dst),
+        "sport": socket.ntohs(t.sport) if ports else None, "dport": socket.ntohs(t.dport) if ports else None,
+        "proto": proto,
+    }

@@ -1,0 +1,92 @@
+"""`v6diag conntrack`: explain why the kernel destroys conntrack entries.
+
+options -> source (host.open_source: BPF on nf_ct_delete, or ctnetlink; or a
+recording) -> classify -> events + summary -> render."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from v6diag.core.console import Options, stderr, stdout
+from v6diag.core.constants import PROTO_NAMES, PROTO_NUMBERS
+from v6diag.core.errors import EXIT_OK, UsageError
+
+
+def conntrack(
+    ctx: typer.Context,
+    src: Optional[str] = typer.Option(None, "--src", help="Only entries from this address."),
+    dst: Optional[str] = typer.Option(None, "--dst", help="Only entries to this address."),
+    port: Optional[int] = typer.Option(None, "--port", help="Only entries with this port on either side."),
+    proto: Optional[str] = typer.Option(None, "--proto", help="tcp, udp, icmp, icmpv6..."),
+    mark: Optional[int] = typer.Option(None, "--mark", help="Only entries with this conntrack mark."),
+    netns: Optional[str] = typer.Option(None, "--netns", help="Only this network namespace (ip netns name)."),
+    show_all: bool = typer.Option(False, "--all", help="Also print expected noise (timeouts) line by line."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds to watch (default: until Ctrl-C)."),
+    ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="Create this file once probes are attached."),
+    probe: str = typer.Option("auto", "--probe", help="auto, kprobe, fentry, or netlink (no cause)."),
+    replay: Optional[Path] = typer.Option(None, "--from", help="Explain events recorded earlier with --json (no root)."),
+    ebpf: bool = typer.Option(False, "--ebpf", hidden=True, help="Print the BPF C file and cflags, then exit."),
+    json_out: bool = typer.Option(False, "--json", help="NDJSON: one object per event, then a summary."),
+) -> int:
+    """Watch conntrack entries being destroyed and say why."""
+    from v6diag.conntrack import bpf, host
+    from v6diag.conntrack.classify import Filter, explain_in_mode
+    from v6diag.conntrack.render import EventPrinter
+    from v6diag.conntrack.report import Summary
+
+    opts: Options = ctx.obj
+    as_json = json_out or opts.json
+    if duration is not None and not 0 < duration <= 86400:
+        raise UsageError("--duration must be between 0 and 86400 seconds")
+    if port is not None and not 0 < port < 65536:
+        raise UsageError("--port must be 1-65535")
+    if mark is not None and not 0 <= mark < 1 << 32:
+        raise UsageError("--mark must fit in 32 bits")
+    if probe not in host.PROBES:
+        raise UsageError(f"--probe must be one of {', '.join(host.PROBES)}")
+    proto = proto.lower() if proto else None
+    if proto and proto not in PROTO_NUMBERS and not proto.isdigit():
+        raise UsageError(f"unknown protocol {proto!r}", hint="tcp, udp, icmp, icmpv6, sctp, udplite, gre or a number")
+    proto_number = int(proto) if proto and proto.isdigit() else PROTO_NUMBERS.get(proto)
+    proto = PROTO_NAMES.get(proto_number, proto)  # events name protocols as the kernel tables do
+    netns_inode = host.netns_inode(netns) if netns else None
+    kfilter = bpf.KernelFilter(port=port, mark=mark, netns=netns_inode, proto=proto_number)
+    if ebpf:
+        print(f"# {bpf.SOURCE}\n# cflags: {' '.join(bpf.cflags('kprobe', kfilter))}")
+        print(bpf.SOURCE.read_text(), end="")
+        return EXIT_OK
+    err = stderr()
+    if replay:
+        from v6diag.conntrack.recorded import RecordedEvents
+
+        source, mode, missing = RecordedEvents(replay), "recorded", []
+    else:
+        source, mode, missing = host.open_source(probe, kfilter, netns, err)
+    flt = Filter(port=port, proto=proto, mark=mark, src=src, dst=dst)
+    printer = EventPrinter(stdout(), as_json=as_json, show_all=show_all)
+    summary = Summary(mode=mode, missing=missing)
+    start = time.monotonic()
+    try:
+        if ready_file:
+            ready_file.write_text(mode + "\n")
+        if not replay:
+            err.print(f"watching conntrack ({mode}){' in ' + netns if netns else ''}" +
+                      (f" for {duration:g} s" if duration else "; Ctrl-C to stop"), highlight=False)
+        for ev in source.events(None if duration is None or replay else start + duration):
+            if ev is None or not flt.match(ev):
+                continue
+            explain_in_mode(ev, mode)
+            summary.add(ev["cause"])
+            printer.event(ev)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends watching; the summary follows, probes are detached in finally
+    finally:
+        summary.lost = source.dropped() if hasattr(source, "dropped") else source.lost
+        source.close()
+    summary.duration_s = time.monotonic() - start
+    printer.summary(summary)
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""Conntrack destructions as they happen: NDJSON, or one line each with the
+cause's explanation and fix printed the first time that cause appears, then a
+summary table. Timeouts are expected noise: counted, printed only with --all."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from v6diag.conntrack.classify import CAUSES
+from v6diag.conntrack.report import DestroyEvent, Summary
+from v6diag.core.jsonout import emit
+
+QUIET = {"timeout"}
+STACK_SHOWN = 8  # frames printed for causes v6diag has no name for
+
+
+class EventPrinter:
+    def __init__(self, out: Console, as_json: bool, show_all: bool):
+        self.out, self.as_json, self.show_all = out, as_json, show_all
+        self._explained: set[str] = set()
+
+    def event(self, ev: DestroyEvent) -> None:
+        if self.as_json:
+            emit(ev, stream=True)
+            return
+        if ev["cause"] in QUIET and not self.show_all:
+            return
+        self.out.print(line(ev), highlight=False, markup=False, soft_wrap=True)
+        cause = ev["cause"]
+        if ev.get("evidence"):
+            self.out.print(f"    evidence: {ev['evidence']}", highlight=False, markup=False, soft_wrap=True)
+        if cause == "other":
+            self.out.print("    stack: " + " <- ".join(ev["stack"][:STACK_SHOWN]), highlight=False, markup=False, soft_wrap=True)
+        if cause not in self._explained and cause != "unknown":
+            self._explained.add(cause)
+            self.out.print(f"    why: {CAUSES[cause][0]}", highlight=False, markup=False, soft_wrap=True)
+            if CAUSES[cause][1]:
+                self.out.print(f"    fix: {CAUSES[cause][1]}", highlight=False, markup=False, soft_wrap=True)
+
+    def summary(self, result: Summary) -> None:
+        if self.as_json:
+            emit(result, stream=True)
+            return
+        lost = f", {result.lost} events lost (kernel buffer full)" if result.lost else ""
+        self.out.print(f"{result.events} entries destroyed{lost}", highlight=False)
+        if not result.causes:
+            return
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for col in ("count", "cause", "what happened"):
+            table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
+        for cause, n in sorted(result.causes.items(), key=lambda kv: -kv[1]):
+            table.add_row(str(n), cause, CAUSES[cause][0])
+        self.out.print(table)
+        hidden = sum(n for c, n in result.causes.items() if c in QUIET)
+        if hidden and not self.show_all:
+            self.out.print(f"({hidden} timeouts not shown line by line: --all shows them)", highlight=False)
+
+
+def line(ev: DestroyEvent) -> str:
+    o, r = ev["orig"], ev["reply"]
+    ports = f" {o.get('sport')}->{o.get('dport')}" if o.get("sport") is not None else ""
+    nat = (f" (reply {r.get('src')} -> {r.get('dst')})"
+           if r and (r.get("src"), r.get("dst")) != (o.get("dst"), o.get("src")) else "")
+    pid = f"[{ev['pid']}]" if ev.get("pid") else ""
+    who = f" by {ev['comm']}{pid} ({ev.get('context')})" if ev.get("comm") else ""
+    state = f" {ev['tcp_state']}" if ev.get("tcp_state") else ""
+    when = time.strftime("%H:%M:%S", time.localtime(ev.get("time") or 0))
+    return (f"{when} {ev['cause']}: {ev['proto']} {o.get('src')} -> {o.get('dst')}{ports}{nat}{state} "
+            f"mark={ev['mark']} [{','.join(ev['status'])}]{who}")

@@ -1,0 +1,62 @@
+"""What `conntrack` reports (README "conntrack" NDJSON): one DestroyEvent per
+destroyed entry, streamed as it happens, then one Summary.
+
+Events stay dicts at run time (TypedDict) on purpose: `--from` replays recorded
+NDJSON and must print each event's keys in the order it was recorded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional, TypedDict
+
+from v6diag.core.report import meta
+
+
+class Tuple(TypedDict):
+    src: str
+    dst: str
+    sport: Optional[int]
+    dport: Optional[int]
+    proto: str
+
+
+class DestroyEvent(TypedDict, total=False):
+    time: float
+    family: str  # "ipv4" | "ipv6"
+    orig: Tuple
+    reply: Tuple
+    proto: str
+    mark: int
+    zone: int
+    netns: Optional[int]  # namespace inode; null from netlink
+    status: list  # IPS_* names
+    tcp_state: Optional[str]
+    expired: Optional[bool]
+    timeout_left_jiffies: int
+    pid: Optional[int]
+    comm: Optional[str]
+    context: Optional[str]  # "softirq" | "kworker" | "process"
+    stack: list  # kernel functions, innermost first
+    mode: str  # "kprobe" | "fentry" | "netlink"
+    cause: str  # classify.CAUSES
+    explanation: str
+    fix: str
+    evidence: Optional[str]
+
+
+@dataclass
+class Summary:
+    """The last NDJSON line."""
+
+    summary: bool = field(default=True, init=False)
+    mode: str = "netlink"  # kprobe | fentry | netlink | recorded
+    missing: list[str] = field(default_factory=list)  # what the BPF path lacked
+    events: int = 0
+    lost: int = 0
+    causes: Counter = field(default_factory=Counter)
+    duration_s: float = field(default=0.0, metadata=meta(round=3))
+
+    def add(self, cause: str) -> None:
+        self.events += 1
+        self.causes[cause] += 1

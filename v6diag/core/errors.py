@@ -1,0 +1,55 @@
+"""One error tree. Each error carries its exit code and a hint; v6diag.app turns
+them into one line on stderr (never a traceback unless -vv)."""
+
+from __future__ import annotations
+
+# Exit codes (sysexits.h where one fits), documented in README "Exit codes".
+EXIT_OK = 0
+EXIT_PROBLEMS = 1  # the command ran and found problems (or found nothing)
+EXIT_USAGE = 2
+EXIT_INPUT = 66  # EX_NOINPUT: input file unreadable or invalid
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: kernel feature / interface state missing
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in v6diag (-vv shows the traceback)
+EXIT_NOPERM = 77  # EX_NOPERM: insufficient privilege
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+
+class V6diagError(Exception):
+    exit_code = EXIT_PROBLEMS
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(V6diagError):
+    """The user asked for something that cannot be: bad option, no such interface."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(V6diagError):
+    """An input file is missing, unreadable or not a capture."""
+
+    exit_code = EXIT_INPUT
+
+
+class UnavailableError(V6diagError):
+    """A kernel feature or interface state the command needs is missing."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class PrivilegeError(V6diagError):
+    """The process lacks a capability; `capability` names it (e.g. CAP_NET_RAW)."""
+
+    exit_code = EXIT_NOPERM
+
+    def __init__(self, capability: str, action: str):
+        super().__init__(
+            f"{action} needs {capability}",
+            hint=f"run as root (sudo) or grant {capability}, e.g. "
+            f"`sudo setcap cap_net_raw,cap_net_admin+ep $(readlink -f $(which python3))`",
+        )
+        self.capability = capability

@@ -1,0 +1,86 @@
+"""Discovery analysis shared by live probing and capture reading:
+frames -> sightings -> NeighbourBook -> DiscoveryReport with findings."""
+
+from __future__ import annotations
+
+from v6diag.core.frames import Frame
+from v6diag.core.report import Finding
+from v6diag.discover.book import Change, NeighbourBook
+from v6diag.discover.decode import MalformedPacket, decode_frame
+from v6diag.discover.report import DiscoveryReport, Sighting
+
+MAX_EXAMPLES = 3
+
+
+class DiscoveryAnalysis:
+    def __init__(self, exclude_macs: frozenset[str] = frozenset()):
+        self.book = NeighbourBook(exclude_macs)
+        self.packets = 0
+        self.malformed = 0
+        self.malformed_examples: list[str] = []
+        self.invalid = 0
+        self.invalid_examples: list[str] = []
+
+    def feed(self, frame: Frame) -> list[Change]:
+        self.packets += 1
+        try:
+            decoded = decode_frame(frame)
+        except MalformedPacket as e:
+            self.malformed += 1
+            if len(self.malformed_examples) < MAX_EXAMPLES:
+                self.malformed_examples.append(f"packet {self.packets - 1}: {e}")
+            return []
+        if decoded.invalid:
+            self.invalid += 1
+            if len(self.invalid_examples) < MAX_EXAMPLES:
+                self.invalid_examples.append(decoded.invalid)
+        if decoded.multicast_echo_id is not None:
+            self.book.note_multicast_echo(decoded.multicast_echo_id, frame.ts)
+        return self.add_sightings(decoded.sightings)
+
+    def add_sightings(self, sightings: list[Sighting]) -> list[Change]:
+        changes = [self.book.add(s) for s in sightings]
+        return [c for c in changes if c is not None]
+
+    def report(self, interface: str | None, duration_s: float, source: str,
+               capture_problem: str | None = None) -> DiscoveryReport:
+        hosts = self.book.hosts()
+        findings: list[Finding] = []
+        if not hosts:
+            findings.append(Finding.error(
+                "no-hosts", "no IPv6 device was seen on the link",
+                evidence=f"{self.packets} packets examined",
+                fix="check the cable/Wi-Fi association and VLAN; make sure the other "
+                    "devices have IPv6 enabled; try a longer --timeout",
+            ))
+        silent = [h for h in hosts if "echo" not in h.seen_by]
+        if hosts and silent and source == "live":
+            findings.append(Finding.info(
+                "echo-silent-hosts", f"{len(silent)} of {len(hosts)} devices did not answer ping ff02::1; "
+                "`ping -6 ff02::1` alone would miss them",
+                evidence=", ".join(h.link_local or h.mac for h in silent[:8])
+                + (" ..." if len(silent) > 8 else ""),
+            ))
+        for address, macs in sorted(self.book.conflicts().items()):
+            findings.append(Finding.error(
+                "address-conflict", f"{address} is used by {len(macs)} devices",
+                evidence=", ".join(macs),
+                fix="give one of them another address; if a router answers for it on "
+                    "purpose (proxy NDP), this is expected",
+            ))
+        if self.malformed:
+            findings.append(Finding.warning(
+                "malformed-packets", f"{self.malformed} packets could not be decoded and were ignored",
+                evidence="; ".join(self.malformed_examples),
+            ))
+        if self.invalid:
+            findings.append(Finding.warning(
+                "invalid-nd", f"{self.invalid} packets were not accepted as evidence",
+                evidence="; ".join(self.invalid_examples),
+            ))
+        if capture_problem:
+            findings.append(Finding.warning("capture-truncated", capture_problem))
+        return DiscoveryReport(
+            interface=interface, source=source, duration_s=duration_s, packets=self.packets,
+            malformed=self.malformed, hosts=hosts, findings=findings,
+        )

@@ -1,0 +1,125 @@
+"""`v6diag discover`: find every IPv6 device on a link and say how to reach it.
+
+options -> source (capture file, or probe.discover_live) -> analyse -> report -> render."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from v6diag.core.console import Options, stderr, stdout
+from v6diag.core.errors import EXIT_OK, UsageError
+from v6diag.core.report import exit_code
+
+
+def discover(
+    ctx: typer.Context,
+    iface: Optional[str] = typer.Option(None, "--iface", "-i", help="Interface to probe (live; needs CAP_NET_RAW)."),
+    pcap: Optional[Path] = typer.Option(None, "--pcap", help="Discover passively from a pcap/pcapng file ('-' = stdin)."),
+    timeout: float = typer.Option(1.0, "--timeout", "-t", help="Seconds to collect replies after the probe burst."),
+    write: Optional[Path] = typer.Option(None, "--write", "-w", help="Save probes and replies to this pcap file."),
+    watch: bool = typer.Option(False, "--watch", help="Keep listening and print devices as they appear, until Ctrl-C."),
+    user: str = typer.Option("<user>", "--user", help="User name for the printed ssh commands."),
+    mldv1: bool = typer.Option(False, "--mldv1", help="Also send an MLDv1 query (puts Linux hosts in MLDv1 mode for ~260 s)."),
+    json_out: bool = typer.Option(False, "--json", help="JSON on stdout (schema in README)."),
+) -> int:
+    """Find every device on a link (echo, unknown-option probes, MLD, NS, neighbour table)."""
+    opts: Options = ctx.obj
+    as_json = json_out or opts.json
+    if pcap is None and iface is None:
+        raise UsageError("give --iface IF to probe a link, or --pcap FILE to read a capture")
+    if pcap is not None and (write or watch):
+        raise UsageError("--write and --watch work on a live --iface, not with --pcap")
+    if not 0 < timeout <= 3600:
+        raise UsageError("--timeout must be between 0 and 3600 seconds")
+    out = stdout()
+    if pcap is not None:
+        report = _from_capture(str(pcap), iface)
+    else:
+        report = _live(iface, timeout, write, watch, user, mldv1, as_json, out, opts.verbose)
+    _render(report, as_json, out, user)
+    return exit_code(report)
+
+
+def _render(report, as_json: bool, out, user: str, stream: bool = False) -> None:
+    from v6diag.core.jsonout import emit
+    from v6diag.discover import render
+
+    if as_json:
+        emit(report, stream=stream)
+    else:
+        render.discovery(report, out, user)
+
+
+def _from_capture(path: str, iface: str | None):
+    from v6diag.core.capture import CaptureReader
+    from v6diag.discover.analyse import DiscoveryAnalysis
+
+    reader = CaptureReader(path)
+    analysis = DiscoveryAnalysis()
+    for frame in reader:
+        analysis.feed(frame)
+    return analysis.report(iface or reader.interface_name, reader.span_s, "pcap", reader.problem)
+
+
+def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
+    from v6diag.core import netlink
+    from v6diag.core.capture import CaptureWriter
+    from v6diag.core.jsonout import emit
+    from v6diag.discover import probe, render
+    from v6diag.discover.analyse import DiscoveryAnalysis
+    from v6diag.discover.report import WatchEvent
+
+    err = stderr()
+    info = netlink.interface(iface)
+    analysis = DiscoveryAnalysis(exclude_macs=frozenset({info.mac}))
+    writer = CaptureWriter(str(write)) if write else None
+    window = {"open": True}
+
+    def on_changes(changes):
+        if window["open"] or not changes:
+            return
+        hosts = {h.mac: h for h in analysis.book.hosts()}
+        for c in changes:
+            h = hosts[c.mac]
+            if as_json:
+                emit(WatchEvent(c.kind, time.time(), c.address, h), stream=True)
+            else:
+                what = "new device" if c.kind == "host" else f"new address {c.address} of"
+                out.print(f"{time.strftime('%H:%M:%S')} {what} {render.host_line(h)}", highlight=False, soft_wrap=True)
+                # the hint comes with the first link-local address, which a device booting
+                # with DAD only shows after its first sightings (MLD reports from ::)
+                hint = render.ssh_hint(h, iface, user)
+                if hint and c.address is not None and c.address == h.link_local:
+                    out.print("    " + hint, highlight=False, soft_wrap=True)
+
+    def on_window_end(elapsed: float) -> None:
+        _render(analysis.report(iface, elapsed, "live"), as_json, out, user, stream=True)
+        if not as_json:
+            err.print(f"watching {iface} for new devices; Ctrl-C to stop")
+        window["open"] = False
+
+    if verbose:
+        err.print(f"probing {iface} from {info.link_local} and {len(info.addresses)} other sources "
+                  f"for {timeout:.2f} s")
+    ident = random.randrange(1, 0xFFFF)
+    try:
+        duration = probe.discover_live(
+            info, analysis, timeout, ident, watch=watch, mldv1=mldv1,
+            on_frame=writer.write if writer else None, on_changes=on_changes,
+            on_window_end=on_window_end if watch else None,
+        )
+    except KeyboardInterrupt:
+        if not watch:
+            raise
+        err.print(f"stopped; {len(analysis.book)} devices seen")
+        sys.exit(EXIT_OK)  # Ctrl-C is how --watch ends
+    finally:
+        if writer:
+            writer.close()
+    return analysis.report(iface, duration, "live")

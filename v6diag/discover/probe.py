@@ -1,0 +1,172 @@
+"""Active discovery: the probe frames (pure builders) and the send/collect loop.
+
+Everything sent is a query that changes no other host's state: echo requests,
+unknown-option probes, an MLDv2 general query and Neighbor Solicitations.
+No RAs, no unsolicited NAs, no MLDv1 unless asked (an MLDv1 query switches Linux
+hosts into MLDv1 compatibility mode for ~260 s, RFC 3810 8.2.1)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from scapy.layers.inet6 import (
+    HBHOptUnknown,
+    ICMPv6EchoRequest,
+    ICMPv6MLQuery,
+    ICMPv6MLQuery2,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrHopByHop,
+    RouterAlert,
+)
+from scapy.layers.l2 import Ether
+
+from v6diag.core.ndp import neighbor_solicitation
+from v6diag.core.netlink import Interface
+from v6diag.core.packet_socket import PacketSocket
+from v6diag.discover.analyse import DiscoveryAnalysis
+from v6diag.discover.book import Change
+from v6diag.discover.host import neighbour_sightings
+from v6diag.discover.vendor import vendor_of
+
+ALL_NODES = "ff02::1"
+ALL_NODES_MAC = "33:33:00:00:00:01"
+PAYLOAD = b"v6diag discover"
+# RFC 8200 4.2: option types 10xxxxxx make the receiver discard the packet and send
+# a Parameter Problem (code 2) even when the destination is multicast.
+UNKNOWN_OPTION = 0x80
+MLD_MAX_RESPONSE_MS = 500  # hosts answer a general query within this (RFC 3810 5.1.3)
+NS_INTERVAL = 0.12
+NS_TRIES = 2  # for addresses heard; EUI-64 guesses get one try
+RESEND_FRACTION = 0.3
+# The window ends at --timeout, or earlier once every MLD report is due and
+# nothing new has been heard for a while (the quiet period grows with --timeout).
+QUIET_MIN = 0.25
+QUIET_FRACTION = 0.3
+
+
+def _window_over(elapsed: float, since_news: float, timeout: float, quiet: float) -> bool:
+    if elapsed >= timeout:
+        return True
+    mld_due = MLD_MAX_RESPONSE_MS / 1000 + NS_INTERVAL  # last report + its NS round
+    return elapsed >= mld_due and since_news >= quiet  # repeat the echo/option probes once, for lossy links (Wi-Fi)
+
+
+def _l2(src_mac: str, dst_mac: str = ALL_NODES_MAC) -> Ether:
+    return Ether(src=src_mac, dst=dst_mac)
+
+
+def echo_probe(src_mac: str, src_ip: str, ident: int, seq: int) -> bytes:
+    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255)
+                 / ICMPv6EchoRequest(id=ident, seq=seq, data=PAYLOAD))
+
+
+def _unknown_dest_opt(nh: int | None = None) -> IPv6ExtHdrDestOpt:
+    opt = HBHOptUnknown(otype=UNKNOWN_OPTION, optdata=b"\x00" * 4)  # 2+2+4 = 8 octets
+    return IPv6ExtHdrDestOpt(options=[opt]) if nh is None else IPv6ExtHdrDestOpt(nh=nh, options=[opt])
+
+
+def dest_opt_probe_nh59(src_mac: str, src_ip: str) -> bytes:
+    """No upper layer (Next Header 59): passes firewalls that drop only echo."""
+    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255) / _unknown_dest_opt(59))
+
+
+def dest_opt_probe_icmp(src_mac: str, src_ip: str, ident: int, seq: int) -> bytes:
+    """The option in front of an echo request: answered even with echo_ignore_all=1,
+    because options are processed before the upper layer."""
+    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255) / _unknown_dest_opt()
+                 / ICMPv6EchoRequest(id=ident, seq=seq, data=PAYLOAD))
+
+
+def mld_query(src_mac: str, link_local: str, version: int = 2) -> bytes:
+    """General query: link-local source, hop limit 1, Router Alert (RFC 3810 5, 6.2)."""
+    query = (ICMPv6MLQuery2(mrd=MLD_MAX_RESPONSE_MS, QRV=2, QQIC=125) if version == 2
+             else ICMPv6MLQuery(mrd=MLD_MAX_RESPONSE_MS))
+    return bytes(_l2(src_mac) / IPv6(src=link_local, dst=ALL_NODES, hlim=1)
+                 / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / query)
+
+
+def burst(iface: Interface, ident: int, seq: int, with_mld: bool, mldv1: bool) -> list[bytes]:
+    frames = []
+    # From every source: a host answers from its address in the same scope/prefix
+    # (RFC 6724 source selection), which reveals its global and ULA addresses too.
+    for src in [iface.link_local, *iface.addresses]:
+        frames.append(echo_probe(iface.mac, src, ident, seq))
+        frames.append(dest_opt_probe_nh59(iface.mac, src))
+        frames.append(dest_opt_probe_icmp(iface.mac, src, ident, seq))
+    if with_mld:
+        frames.append(mld_query(iface.mac, iface.link_local, 2))
+        if mldv1:
+            frames.append(mld_query(iface.mac, iface.link_local, 1))
+    return frames
+
+
+def discover_live(
+    iface: Interface,
+    analysis: DiscoveryAnalysis,
+    timeout: float,
+    ident: int,
+    watch: bool = False,
+    mldv1: bool = False,
+    on_frame: Callable | None = None,
+    on_changes: Callable[[list[Change]], None] | None = None,
+    on_window_end: Callable[[float], None] | None = None,
+) -> float:
+    """Probe and collect for `timeout` seconds (forever with `watch`, until Ctrl-C).
+    Returns the wall time of the probe window."""
+    notify = on_changes or (lambda changes: None)
+    with PacketSocket(iface.name, iface.index, on_send=on_frame) as sock:
+        send = sock.send
+        start = time.monotonic()
+        # What the kernel already knew, read before our probes refresh it.
+        notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
+        analysis.book.note_multicast_echo(ident, time.time())
+        for frame in burst(iface, ident, 1, with_mld=True, mldv1=mldv1):
+            send(frame)
+        # Parse the OUI database while we wait for replies, not after.
+        threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
+        tries: dict[str, int] = {}
+        next_ns, resend_at = start, start + timeout * RESEND_FRACTION
+        deadline = None if watch else start + timeout
+        quiet = max(QUIET_MIN, timeout * QUIET_FRACTION)
+        last_news = start
+        window_open = True
+
+        def take(frame) -> None:
+            nonlocal last_news
+            if on_frame:
+                on_frame(frame)
+            changes = analysis.feed(frame)
+            if changes:
+                last_news = time.monotonic()
+            notify(changes)
+
+        for frame in sock.frames(deadline):
+            if frame is not None:
+                take(frame)
+            now = time.monotonic()
+            if window_open and _window_over(now - start, now - last_news, timeout, quiet):
+                window_open = False
+                elapsed = now - start
+                for frame in sock.queued():  # answers that arrived in time but were not read yet
+                    take(frame)
+                if on_window_end:
+                    on_window_end(elapsed)
+                if not watch:
+                    return elapsed
+            if resend_at and now >= resend_at:
+                resend_at = 0
+                for f in burst(iface, ident, 2, with_mld=False, mldv1=False):
+                    send(f)
+            if now >= next_ns:
+                next_ns = now + NS_INTERVAL
+                for target, heard in analysis.book.ns_candidates(iface.prefixes):
+                    if tries.get(target, 0) < (NS_TRIES if heard else 1):
+                        tries[target] = tries.get(target, 0) + 1
+                        send(neighbor_solicitation(iface.mac, iface.link_local, target))
+        elapsed = time.monotonic() - start
+        for frame in sock.queued():
+            take(frame)
+        return elapsed

@@ -1,1 +1,0 @@
-"""Renderers: pure functions from reports to text. No look-ups, no state."""

@@ -1,0 +1,79 @@
+"""Neighbor Discovery messages as typed records, for `trace` (RFC 4861, 4191,
+8106, 8781). Option lengths are checked on the raw bytes first (core.dissect);
+scapy's fields are then read as data."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from scapy.layers.inet6 import (
+    ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect, ICMPv6ND_RS, ICMPv6NDOptDNSSL,
+    ICMPv6NDOptDstLLAddr, ICMPv6NDOptMTU, ICMPv6NDOptPREF64, ICMPv6NDOptPrefixInfo, ICMPv6NDOptRDNSS,
+    ICMPv6NDOptRouteInfo, ICMPv6NDOptSrcLLAddr,
+)
+
+from v6diag.core.dissect import ND_FIXED, check_nd_options, without_padding
+from v6diag.trace.report import Message
+
+PRF = {0: "medium", 1: "high", 2: "reserved", 3: "low"}  # RFC 4191 2.1
+ND_TYPES = {ICMPv6ND_RS: "rs", ICMPv6ND_RA: "ra", ICMPv6ND_NS: "ns", ICMPv6ND_NA: "na",
+            ICMPv6ND_Redirect: "redirect"}
+
+
+def _addr(a) -> str:
+    return ipaddress.IPv6Address(a).compressed
+
+
+def nd_message(index: int, ts: float, mac: str | None, ip6, upper) -> Message:
+    kind = ND_TYPES[type(upper)]
+    check_nd_options(without_padding(upper), ND_FIXED[type(upper)])
+    m = Message(index, ts, "nd", kind, _addr(ip6.src), _addr(ip6.dst), mac)
+    if ip6.hlim != 255:  # RFC 4861 6.1 / 7.1: receivers must drop it
+        m.problems.append(f"hop limit {ip6.hlim}, not 255: receivers ignore it")
+    d = m.details
+    if kind == "ra":
+        d.update(m_flag=bool(upper.M), o_flag=bool(upper.O), h_flag=bool(upper.H), preference=PRF[upper.prf],
+                 router_lifetime=upper.routerlifetime, reachable_ms=upper.reachabletime,
+                 retrans_ms=upper.retranstimer, cur_hop_limit=upper.chlim, prefixes=[], rdnss=[], dnssl=[],
+                 routes=[], pref64=[], mtu=None)
+    elif kind in ("ns", "na"):
+        d["target"] = _addr(upper.tgt)
+        if kind == "ns":
+            d["dad"] = ip6.src == "::"  # RFC 4862 5.4.2
+        else:
+            d.update(router=bool(upper.R), solicited=bool(upper.S), override=bool(upper.O))
+    elif kind == "redirect":
+        d.update(target=_addr(upper.tgt), destination=_addr(upper.dst))
+    opt = upper.payload
+    while opt is not None and opt.name != "NoPayload" and opt.__class__.__name__ != "Padding":
+        _option(opt, d)
+        opt = opt.payload
+    return m
+
+
+def _option(opt, d: dict) -> None:
+    if isinstance(opt, ICMPv6NDOptSrcLLAddr):
+        d["source_lladdr"] = opt.lladdr
+    elif isinstance(opt, ICMPv6NDOptDstLLAddr):
+        d["target_lladdr"] = opt.lladdr
+    elif isinstance(opt, ICMPv6NDOptPrefixInfo) and "prefixes" in d:
+        d["prefixes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.prefixlen}", "on_link": bool(opt.L),
+                              "autonomous": bool(opt.A), "valid": opt.validlifetime,
+                              "preferred": opt.preferredlifetime})
+    elif isinstance(opt, ICMPv6NDOptMTU) and "prefixes" in d:
+        d["mtu"] = opt.mtu
+    elif isinstance(opt, ICMPv6NDOptRDNSS) and "rdnss" in d:
+        d["rdnss"].append({"servers": [_addr(a) for a in opt.dns], "lifetime": opt.lifetime})
+    elif isinstance(opt, ICMPv6NDOptDNSSL) and "dnssl" in d:
+        d["dnssl"].append({"domains": [s.decode(errors="replace") if isinstance(s, bytes) else s
+                                       for s in opt.searchlist], "lifetime": opt.lifetime})
+    elif isinstance(opt, ICMPv6NDOptRouteInfo) and "routes" in d:
+        d["routes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.plen}", "preference": PRF[opt.prf],
+                            "lifetime": opt.rtlifetime})
+    elif isinstance(opt, ICMPv6NDOptPREF64) and "pref64" in d:
+        d["pref64"].append({"prefix": f"{_addr(opt.prefix)}/{_pref64_len(opt.plc)}",
+                            "lifetime": opt.scaledlifetime * 8})
+
+
+def _pref64_len(plc: int) -> int:
+    return {0: 96, 1: 64, 2: 56, 3: 48, 4: 40, 5: 32}.get(plc, 0)  # RFC 8781 4
