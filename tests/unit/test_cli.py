@@ -27,7 +27,8 @@ def test_pcap_json_is_the_documented_schema_on_stdout_only(v6diag_cmd):
     r = run(v6diag_cmd, "--json", "discover", "--pcap", LAN)
     assert r.returncode == 0 and r.stderr == ""
     report = json.loads(r.stdout)
-    assert set(report) == {"interface", "source", "duration_s", "packets", "malformed_packets", "hosts", "findings"}
+    assert set(report) == {"interface", "source", "duration_s", "packets", "malformed_packets", "hosts", "findings",
+                           "vendor_data"}
     host = report["hosts"][0]
     assert set(host) == {"mac", "vendor", "mac_locally_administered", "addresses", "link_local",
                          "iid_kind", "seen_by", "is_router", "first_reply_s"}

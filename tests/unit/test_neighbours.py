@@ -5,7 +5,7 @@ from __future__ import annotations
 from v6diag.core.inet import multicast_mac, solicited_node
 from v6diag.discover.addresses import eui64_address, iid_kind
 from v6diag.discover.book import NeighbourBook
-from v6diag.discover.vendor import vendor_of
+from v6diag.core.vendor import vendor_of
 from v6diag.discover.report import Sighting
 
 PI = "b8:27:eb:89:bc:51"

@@ -21,8 +21,15 @@ from v6diag.conntrack.report import DestroyEvent
 from v6diag.core.constants import PROTO_NAMES
 from v6diag.core.errors import UnavailableError
 
-SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "conntrack_delete.c"
+PROGRAM = "conntrack_delete.c"  # in the package as v6diag.bpf (bpf/ in the source tree)
 PROBED = "nf_ct_delete"
+
+
+def source():
+    """The program's C source, as shipped: a Traversable (a real file once installed)."""
+    from importlib import resources
+
+    return resources.files("v6diag.bpf").joinpath(PROGRAM)
 NO_KPROBES = "kprobes unavailable on this kernel (no kprobe event source: CONFIG_KPROBES off?)"
 
 
@@ -122,14 +129,18 @@ class BpfDeleteEvents:
         # table arrives as one burst, faster than any reader (bench/conntrack)
         from bcc import BPF
 
+        from importlib import resources
+
         self.mode = mode
-        if not SOURCE.exists():  # bpf/ ships with the source tree (pip install -e .)
-            raise UnavailableError(f"the BPF program {SOURCE} is missing",
-                                   hint="install v6diag from its source tree: pip install -e .")
+        src = source()
+        if not src.is_file():
+            raise UnavailableError(f"the BPF program {PROGRAM} is missing from this installation of v6diag",
+                                   hint="reinstall v6diag (pip install --force-reinstall v6diag)")
         try:
-            self.bpf = BPF(src_file=str(SOURCE).encode(), cflags=cflags(mode, kfilter))
+            with resources.as_file(src) as path:  # bcc compiles from a path
+                self.bpf = BPF(src_file=str(path).encode(), cflags=cflags(mode, kfilter))
         except Exception as e:  # bcc raises bare Exception on compile/load failures
-            raise UnavailableError(f"cannot compile/load {SOURCE.name}: {e}",
+            raise UnavailableError(f"cannot compile/load {PROGRAM}: {e}",
                                    hint="check that linux-headers-$(uname -r) match the running kernel") from e
         if not self.bpf.num_open_kprobes() and not getattr(self.bpf, "kfunc_entry_fds", None):
             raise UnavailableError(f"the {mode} probe on {PROBED} did not attach")

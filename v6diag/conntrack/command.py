@@ -56,8 +56,8 @@ def conntrack(
     netns_inode = host.netns_inode(netns) if netns else None
     kfilter = bpf.KernelFilter(port=port, mark=mark, netns=netns_inode, proto=proto_number)
     if ebpf:
-        print(f"# {bpf.SOURCE}\n# cflags: {' '.join(bpf.cflags('kprobe', kfilter))}")
-        print(bpf.SOURCE.read_text(), end="")
+        print(f"# {bpf.source()}\n# cflags: {' '.join(bpf.cflags('kprobe', kfilter))}")
+        print(bpf.source().read_text(), end="")
         return EXIT_OK
     err = stderr()
     if replay:

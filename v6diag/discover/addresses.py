@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 # Interface-ID kinds as reported in JSON `iid_kind`.
 IID_EUI64 = "eui64"  # modified EUI-64 built from this device's MAC (RFC 4291 App. A)
@@ -14,10 +15,13 @@ IID_UNKNOWN = "unknown"
 LOW_BYTE_MAX = 0xFFFF
 
 
+@lru_cache(maxsize=4096)
 def eui64_iid(mac: str) -> int:
-    b = bytearray(int(x, 16) for x in mac.split(":"))
-    b[0] ^= 0x02  # flip the universal/local bit
-    return int.from_bytes(bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:]), "big")
+    """The modified EUI-64 interface ID of a MAC (RFC 4291 App. A: ff:fe in the
+    middle, the U/L bit flipped), by netaddr."""
+    import netaddr  # lazy: ~50 ms, needed only once a device is heard
+
+    return int(netaddr.EUI(mac).modified_eui64())
 
 
 def eui64_address(prefix: str, mac: str) -> str:

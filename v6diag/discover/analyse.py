@@ -4,6 +4,7 @@ frames -> sightings -> NeighbourBook -> DiscoveryReport with findings."""
 from __future__ import annotations
 
 from v6diag.core.frames import Frame
+from v6diag.core import vendor
 from v6diag.core.report import Finding
 from v6diag.discover.book import Change, NeighbourBook
 from v6diag.discover.decode import MalformedPacket, decode_frame
@@ -82,5 +83,5 @@ class DiscoveryAnalysis:
             findings.append(Finding.warning("capture-truncated", capture_problem))
         return DiscoveryReport(
             interface=interface, source=source, duration_s=duration_s, packets=self.packets,
-            malformed=self.malformed, hosts=hosts, findings=findings,
+            malformed=self.malformed, hosts=hosts, findings=findings, vendor_data=vendor.used(),
         )

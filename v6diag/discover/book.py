@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from v6diag.discover.addresses import IID_UNKNOWN, eui64_address, iid_kind
 from v6diag.discover.decode import TECHNIQUES
 from v6diag.discover.report import Host, Sighting
-from v6diag.discover.vendor import is_locally_administered, vendor_of
+from v6diag.core.vendor import is_locally_administered, vendor_of
 
 ECHO_REPLY = "echo-reply:"
 

@@ -42,6 +42,10 @@ def discover(
         report = _from_capture(str(pcap), iface)
     else:
         report = _live(iface, timeout, write, watch, user, mldv1, as_json, out, opts.verbose)
+    if opts.verbose:
+        from v6diag.core.vendor import describe
+
+        stderr().print(describe(report.vendor_data), highlight=False, soft_wrap=True)
     _render(report, as_json, out, user)
     return exit_code(report)
 

