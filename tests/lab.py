@@ -81,9 +81,12 @@ def default_hosts(n: int = 32) -> list[HostSpec]:
 
 
 def v6diag_command() -> list[str]:
-    """How every test runs v6diag: the console script installed beside this Python
-    (a venv, pipx, `pip install --user`, a wheel), else `python -m v6diag`. Never a
-    path inside the checkout: a clone set up any other way must pass too."""
+    """How every test runs v6diag: $V6DIAG_CLI when set (the kernel tier points it at
+    a wheel installed in its own venv), else the console script installed beside this
+    Python (a venv, pipx, `pip install --user`), else `python -m v6diag`. Never a path
+    inside the checkout: a clone set up any other way must pass too."""
+    if os.environ.get("V6DIAG_CLI"):
+        return [os.environ["V6DIAG_CLI"]]
     exe = Path(sys.executable).parent / "v6diag"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "v6diag"]
 

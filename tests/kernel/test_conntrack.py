@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -283,3 +284,13 @@ def test_fentry_on_a_modular_conntrack_is_refused_with_the_reason(v6diag_module_
     assert os.path.exists("/sys/module/nf_conntrack/initstate") or subprocess.run(["modprobe", "nf_conntrack"]).returncode == 0
     r = subprocess.run([*v6diag_module_cmd, "conntrack", "--probe", "fentry", "-d", "1"], capture_output=True, text=True)
     assert r.returncode == 69 and "nf_conntrack module" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_bpf_program_comes_from_the_installed_wheel(v6diag_module_cmd):
+    """vm.sh runs the guest's v6diag from a wheel (V6DIAG_CLI): the kprobe the
+    watcher attached was compiled from the C file inside that installation."""
+    r = subprocess.run([*v6diag_module_cmd, "conntrack", "--ebpf"], capture_output=True, text=True)
+    first = r.stdout.splitlines()[0]
+    assert r.returncode == 0 and "nf_ct_delete" in r.stdout, r.stderr
+    assert "site-packages/v6diag/bpf/conntrack_delete.c" in first, first
+    assert str(Path(__file__).resolve().parents[2]) not in first  # not the checkout's bpf/

@@ -106,6 +106,16 @@ run_pytest() {
     [ "$(id -u)" = 0 ] || not_ready "needs root (namespaces and BPF inside the guest run as the caller)"
     [ -s "$CACHE/kver" ] || not_ready "not set up: sudo bash tests/kernel/vm.sh setup"
     local results; results=$(mktemp -d /tmp/v6diag-kernel-results.XXXXXX)
+    # The guest runs v6diag as users install it: a wheel built from this checkout, in a
+    # venv of Debian's python3 that sees python3-bpfcc; the BPF C comes from the wheel.
+    local wheels="$CACHE/wheel-dist" cli="$CACHE/wheel-venv/bin/v6diag"
+    rm -rf "$wheels"
+    "$repo/.venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$wheels" "$repo" >&2 \
+        || not_ready "cannot build the wheel"
+    [ -x "$CACHE/wheel-venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$CACHE/wheel-venv"
+    "$CACHE/wheel-venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps \
+        "$wheels"/v6diag-*.whl >&2
+    "$CACHE/wheel-venv/bin/pip" install -q --disable-pip-version-check "$(ls "$wheels"/v6diag-*.whl)" >&2
     # The guest sees the checkout read-only: no pytest cache, no bytecode writes.
     # (printf with no arguments still prints the format once: '' would be a path to
     # pytest, and it would collect the whole tree in the guest)
@@ -114,7 +124,8 @@ run_pytest() {
     case " $* " in *" tests/"*) ;; *) q="tests/kernel $q" ;; esac
     local rc=0
     boot --rwdir="$results" -- "cd $repo && V6DIAG_IN_GUEST=1 V6DIAG_RESULTS=$results CI=${CI:-} \
-        PYTHONDONTWRITEBYTECODE=1 $repo/.venv/bin/python -m pytest -p no:cacheprovider $q" || rc=$?
+        V6DIAG_CLI=$cli PYTHONDONTWRITEBYTECODE=1 $repo/.venv/bin/python -m pytest -p no:cacheprovider $q" \
+        || rc=$?
     if [ -d "$results/fixtures" ] && [ -n "$(ls -A "$results/fixtures")" ]; then
         echo "kernel tier: recorded fixtures in $results/fixtures" >&2
     fi

@@ -31,9 +31,11 @@ CSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6
 def offload_features(ifname: str) -> dict[str, bool]:
     """The checksum offload features of one device (ethtool -k), {} if unknown."""
     try:
+        from contextlib import closing
+
         from pyroute2.ethtool import Ethtool
 
-        with Ethtool() as et:
+        with closing(Ethtool()) as et:  # pyroute2 0.7's Ethtool is no context manager
             feats = et.get_features(ifname).features
     except Exception:  # no ethtool netlink family or device gone: the report says "unknown"
         return {}

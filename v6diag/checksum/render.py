@@ -4,11 +4,10 @@ packets dissected by scapy (a display aid: verdicts never come from scapy)."""
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from v6diag.checksum.report import ChecksumReport
-from v6diag.core.console import print_findings
+from v6diag.core.console import Column, print_findings, print_table
 
 CHECKSUM_MEANING = {
     "outer_ip_bad": "outer IPv4 header checksum wrong",
@@ -32,28 +31,26 @@ def _kind_style(kind: str) -> str:
     return "bold red" if kind.endswith("_bad") else "yellow" if kind.endswith("_partial") else ""
 
 
+FLOW_COLUMNS = [Column("Outer flow"), Column("VNI", 2), Column("Packets", 2, "right"), Column("Clean", 3, "right"),
+                Column("Bad", justify="right"), Column("Partial", 2, "right"), Column("Unverifiable", 4, "right")]
+
+
 def checksum(report: ChecksumReport, console: Console) -> None:
     console.print(f"[bold]{report.input}[/]: {report.packets} packets, {report.vxlan_packets} VXLAN "
                   f"(UDP {', '.join(map(str, report.ports))}), {report.duration_s:.2f} s", highlight=False)
-    verdicts = Table(title="Verdicts", title_justify="left", header_style="bold")
-    for col in ("Class", "Packets", "Meaning"):
-        verdicts.add_column(col)
-    for kind, n in report.counts.items():
-        if n:
-            verdicts.add_row(Text(kind, style=_kind_style(kind)), str(n), CHECKSUM_MEANING.get(kind, ""))
-    console.print(verdicts)
+    rows = [[Text(kind, style=_kind_style(kind)), str(n), CHECKSUM_MEANING.get(kind, "")]
+            for kind, n in report.counts.items() if n]
+    print_table(console, "Verdicts", [Column("Class"), Column("Packets"), Column("Meaning", 2)], rows)
     if report.flows:
-        flows = Table(title="VXLAN flows (busiest first)", title_justify="left", header_style="bold")
-        for col in ("Outer flow", "VNI", "Packets", "Clean", "Bad", "Partial", "Unverifiable"):
-            flows.add_column(col)
+        rows = []
         for f in report.flows[:20]:
             c = f.counts
             bad = sum(v for k, v in c.items() if k.endswith("_bad"))
             partial = sum(v for k, v in c.items() if k.endswith("_partial"))
-            flows.add_row(f"{f.outer_src} -> {f.outer_dst}:{f.dport}", str(f.vni), str(f.packets),
-                          str(c.get("clean", 0)), Text(str(bad), style="bold red" if bad else ""),
-                          Text(str(partial), style="yellow" if partial else ""), str(c.get("unverifiable", 0)))
-        console.print(flows)
+            rows.append([f"{f.outer_src} -> {f.outer_dst}:{f.dport}", str(f.vni), str(f.packets),
+                         str(c.get("clean", 0)), Text(str(bad), style="bold red" if bad else ""),
+                         Text(str(partial), style="yellow" if partial else ""), str(c.get("unverifiable", 0))])
+        print_table(console, "VXLAN flows (busiest first)", FLOW_COLUMNS, rows)
     if report.live:
         live = report.live
         feats = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in live.offload.items()) or "unknown"

@@ -4,10 +4,9 @@ built only from the report."""
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from v6diag.core.console import print_findings
+from v6diag.core.console import Column, print_findings, print_table
 from v6diag.discover.report import DiscoveryReport, Host
 
 
@@ -32,27 +31,23 @@ def ssh_hint(h: Host, interface: str | None, user: str) -> str | None:
     return f"ssh {user}@{h.link_local}%{interface or 'IFACE'}"
 
 
+# what gives way first in a narrow terminal: seen-by, then reply time, IID kind,
+# router flag; link-local, MAC, vendor and the other addresses stay
+COLUMNS = [Column("Link-local"), Column("MAC"), Column("Vendor"), Column("IID", 4),
+           Column("Other addresses", 2), Column("Router", 3), Column("Seen by", 6), Column("Reply ms", 5, "right")]
+
+
 def discovery(report: DiscoveryReport, console: Console, user: str = "<user>") -> None:
     where = report.interface or "capture"
     title = (f"{len(report.hosts)} IPv6 devices on {where} "
              f"({report.source}, {report.duration_s:.2f} s, {report.packets} packets)")
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("Link-local", "MAC", "Vendor", "IID", "Other addresses", "Router",
-                "Seen by", "Reply ms"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for h in report.hosts:
         others = [a for a in h.addresses if a != h.link_local]
-        table.add_row(
-            h.link_local or "-",
-            h.mac,
-            _vendor(h),
-            h.iid_kind,
-            "\n".join(others) or "-",
-            "yes" if h.is_router else "",
-            ", ".join(h.seen_by),
-            "-" if h.first_reply_s is None else f"{h.first_reply_s * 1000:.0f}",
-        )
-    console.print(table)
+        rows.append([h.link_local or "-", h.mac, _vendor(h), h.iid_kind, "\n".join(others) or "-",
+                     "yes" if h.is_router else "", ", ".join(h.seen_by),
+                     "-" if h.first_reply_s is None else f"{h.first_reply_s * 1000:.0f}"])
+    print_table(console, title, COLUMNS, rows, spill=2)
     hints = [s for s in (ssh_hint(h, report.interface, user) for h in report.hosts) if s]
     if hints:
         console.print("\nReach them:", style="bold")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from v6diag.core.console import print_findings
+from v6diag.core.console import Column, print_findings, print_table
 from v6diag.trace.report import (
     DadExchange, Dhcpv6Exchange, Exchange, NsExchange, RsExchange, TraceReport,
 )
@@ -42,31 +41,34 @@ def _exchange_row(e: Exchange) -> tuple[str, str, str, str, Text]:
     return e.type, e.router, "", f"{e.destination} via {e.target}", Text("")
 
 
+ROUTER_COLUMNS = [Column("Router"), Column("Flags", 2), Column("Lifetime", 3), Column("Prefixes"),
+                  Column("MTU", 4), Column("DNS", 2)]
+EXCHANGE_COLUMNS = [Column("Time", 3), Column("Exchange"), Column("Who"), Column("Sent", 4), Column("Detail", 2),
+                    Column("Result")]
+
+
 def render(report: TraceReport, console: Console) -> None:
     console.print(f"[bold]{report.interface or 'capture'}[/] ({report.source}): {report.packets} packets, "
                   f"{report.messages} ND/DHCPv6 messages, {report.duration_s:.1f} s", highlight=False)
     if report.routers:
-        t = Table(title="Routers", title_justify="left", header_style="bold")
-        for col in ("Router", "Flags", "Lifetime", "Prefixes", "MTU", "DNS"):
-            t.add_column(col, overflow="fold")
+        rows = []
         for r in report.routers:
             flags = " ".join(f for f, on in (("M", r.get("m_flag")), ("O", r.get("o_flag")), ("H", r.get("h_flag"))) if on)
             prefixes = "\n".join(f"{p['prefix']} {'L' if p['on_link'] else ''}{'A' if p['autonomous'] else ''} "
                                  f"{p['valid']}/{p['preferred']} s" for p in r.get("prefixes", []))
             dns = "\n".join(s for x in r.get("rdnss", []) for s in x["servers"])
-            t.add_row(f"{r['address']}\n{r['mac']}", flags or "-", f"{r.get('router_lifetime')} s",
-                      prefixes or "-", str(r.get("mtu") or "-"), dns or "-")
-        console.print(t)
+            rows.append([f"{r['address']}\n{r['mac']}", flags or "-", f"{r.get('router_lifetime')} s",
+                         prefixes or "-", str(r.get("mtu") or "-"), dns or "-"])
+        print_table(console, "Routers", ROUTER_COLUMNS, rows)
     if report.exchanges:
-        t = Table(title="Exchanges", title_justify="left", header_style="bold")
-        for col in ("Time", "Exchange", "Who", "Sent", "Detail", "Result"):
-            t.add_column(col, overflow="fold")
+        rows = []
         for e in report.exchanges:
             what, who, sent, detail, result = _exchange_row(e)
-            t.add_row(_when(e.time), what, who, sent, detail, result)
-        console.print(t)
+            rows.append([_when(e.time), what, who, sent, detail, result])
+        print_table(console, "Exchanges", EXCHANGE_COLUMNS, rows, spill=2)
     if report.delegated_prefixes:
-        console.print("Delegated prefixes: " + ", ".join(report.delegated_prefixes), style="bold green")
+        console.print("Delegated prefixes: " + ", ".join(report.delegated_prefixes), style="bold green",
+                      soft_wrap=True)
     if report.findings:
         console.print()
         print_findings(report.findings, console)

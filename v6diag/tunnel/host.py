@@ -107,9 +107,11 @@ def _wg_peers(name: str) -> tuple[int | None, list[WgPeer]]:
     (pyroute2's WireGuard needs CAP_NET_ADMIN just like wg, so this is only for
     pyroute2 versions whose decoder breaks)."""
     try:
+        from contextlib import closing
+
         from pyroute2 import WireGuard
 
-        with WireGuard() as wg:
+        with closing(WireGuard()) as wg:  # not a context manager in pyroute2 0.7
             msgs = wg.info(name)
         port, peers = None, []
         for m in msgs:
