@@ -212,13 +212,13 @@ def capture(ns: str, iface: str, path: Path, action, done) -> None:
         p.wait(timeout=10)
 
 
-def trace_json(*args: str, ns: str | None = None) -> tuple[int, dict]:
+def trace_json(*args: str, ns: str | None = None, expect_json: bool = True) -> tuple[int, dict | None]:
     cmd = [*v6diag_command(), "--json", "trace", *args]
     if ns:
         cmd = ["ip", "netns", "exec", ns, *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in r.stderr, r.stderr
-    return r.returncode, json.loads(r.stdout)
+    return r.returncode, json.loads(r.stdout) if expect_json else None
 
 
 class LiveTrace:

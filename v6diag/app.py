@@ -3,6 +3,7 @@ turns errors into exit codes."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -15,7 +16,7 @@ app = typer.Typer(
     name="v6diag",
     help="Packet-level IPv6 diagnostics and discovery for Linux.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # v6diag --install-completion (bash, zsh, fish)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -51,7 +52,14 @@ def _register() -> None:
     app.add_typer(oui, name="oui")
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM (systemd, `timeout`, Kubernetes) ends a command exactly as Ctrl-C does:
+    # probes detached, the summary or report written
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     _register()
     args = sys.argv[1:] if argv is None else argv
     verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) == {"v"}) + args.count("--verbose")

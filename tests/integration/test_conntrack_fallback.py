@@ -73,3 +73,21 @@ def test_missing_netns_is_a_usage_error(v6diag_cmd):
     require_root()
     r = subprocess.run([*v6diag_cmd, "conntrack", "--netns", "no-such-netns-v6d"], capture_output=True, text=True)
     assert r.returncode == 2 and "no such network namespace" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sigterm_ends_watching_like_ctrl_c(ns, v6diag_cmd, tmp_path):
+    """systemd, `timeout` and Kubernetes stop with SIGTERM: the summary line must
+    still come, and the exit code be 0."""
+    import signal
+
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([*v6diag_cmd, "conntrack", "--netns", ns, "--json", "--ready-file", str(ready)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: ready.exists() or p.poll() is not None, "the watcher's --ready-file", timeout=10)
+    subprocess.run(["ip", "netns", "exec", ns, "python3", "-c", SENDER], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-F"], capture_output=True)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["summary"] is True and summary["mode"] == "netlink", out

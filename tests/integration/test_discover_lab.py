@@ -192,7 +192,7 @@ def prober_ll(lab: LanLab) -> str:
     return next(a["local"] for a in json.loads(out)[0]["addr_info"] if a["local"].startswith("fe80"))
 
 
-def test_watch_prints_a_device_that_boots_later_then_ctrl_c_exits_0(v6diag_cmd, build_lab):
+def test_watch_prints_a_device_that_boots_later_then_sigterm_exits_0(v6diag_cmd, build_lab):
     require_root()
     lab = build_lab(LanLab(hosts=default_hosts(6)))
     proc = lab.spawn(lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch", "--json",
@@ -213,7 +213,7 @@ def test_watch_prints_a_device_that_boots_later_then_ctrl_c_exits_0(v6diag_cmd, 
         assert events[0]["event"] == "host" and events[0]["host"]["mac"] == newcomer.mac
         assert "dad" in events[-1]["host"]["seen_by"]
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # what systemd sends: ends --watch as Ctrl-C does
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err

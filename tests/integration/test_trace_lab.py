@@ -249,3 +249,17 @@ def test_write_then_read_back_gives_the_same_exchanges(router_tools, tmp_path, b
     assert ("rs", None, True) in kinds(live) and ("dhcpv6", "solicit", True) in kinds(live)
     assert kinds(replay) == kinds(live)
     assert replay["routers"][0]["address"] == live["routers"][0]["address"]
+
+
+def test_any_interface_listens_everywhere_and_refuses_probes(router_tools, build_lab):
+    """-i any (a cooked socket, SLL2 frames): the client's own RS, leaving c0, and
+    the router's answer are both heard; probes need one interface."""
+    lab = build_lab(RouterLab())
+    lab.start(managed=True)
+    with LiveTrace(lab.c, "-i", "any", "-d", "4") as live:
+        trace_json("-i", "c0", "-d", "1", "--solicit-router", ns=lab.c)
+    rs = [e for e in live.report["exchanges"] if e["type"] == "rs"]
+    assert rs and rs[0]["answered"], live.report["exchanges"]
+    assert live.report["interface"] == "any" and live.report["routers"]
+    rc, _ = trace_json("-i", "any", "--solicit-router", ns=lab.c, expect_json=False)
+    assert rc == 2

@@ -102,3 +102,37 @@ def test_reader_closing_the_pipe_early_is_not_an_error(v6diag_cmd):
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err
+
+
+def test_a_capture_damaged_at_its_first_record_is_exit_65(v6diag_cmd, tmp_path):
+    import struct
+
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+                    + struct.pack("<IIII", 1, 2, 900000, 900000) + b"x" * 64)
+    for args in (("discover", "--pcap"), ("checksum",), ("trace", "--pcap"), ("tunnel", "--pcap")):
+        one_line_error(run(v6diag_cmd, *args, str(bad)), 65, "corrupt record 0")
+
+
+def test_a_capture_cut_short_is_analysed_and_warned_about_on_stderr(v6diag_cmd, tmp_path):
+    cut = tmp_path / "cut.pcap"
+    data = (PCAPS / "discover-lan.pcap").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    r = run(v6diag_cmd, "--json", "discover", "--pcap", str(cut))
+    assert r.returncode == 0 and "warning:" in r.stderr and "cut short" in r.stderr
+    assert json.loads(r.stdout)["hosts"]
+
+
+def test_shell_completion_is_on(v6diag_cmd):
+    import os
+
+    r = run(v6diag_cmd, "--show-completion", "bash")
+    assert r.returncode == 0 and "_v6diag_completion" in r.stdout
+    env = {**os.environ, "_V6DIAG_COMPLETE": "complete_bash", "COMP_WORDS": "v6diag tr", "COMP_CWORD": "1"}
+    done = subprocess.run(v6diag_cmd, capture_output=True, text=True, env=env)
+    assert "trace" in done.stdout.split() and "discover" not in done.stdout.split()
+
+
+def test_any_is_refused_where_a_command_must_probe_one_link(v6diag_cmd):
+    one_line_error(run(v6diag_cmd, "discover", "-i", "any"), 2, "one link at a time")
+    one_line_error(run(v6diag_cmd, "trace", "-i", "any", "--solicit-router"), 2, "-i any only listens")

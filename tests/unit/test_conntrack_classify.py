@@ -56,3 +56,19 @@ def test_filter_matches_either_tuple():
     assert Filter(src="172.17.0.2", port=443, proto="tcp", mark=48).match(ev)
     assert Filter(dst="104.16.124.96").match(ev)
     assert not Filter(port=80).match(ev) and not Filter(mark=54).match(ev) and not Filter(proto="udp").match(ev)
+
+
+def test_a_venv_that_cannot_see_the_system_bcc_is_told_how_to_fix_it(tmp_path, monkeypatch):
+    """The environment is set up by hand here (a folder standing for python3-bpfcc's
+    bcc, sys.prefix for a venv): what each case must say."""
+    import sys
+
+    from v6diag.conntrack import bpf
+
+    (tmp_path / "bcc").mkdir()
+    monkeypatch.setattr(bpf, "SYSTEM_BCC", (str(tmp_path / "bcc"),))
+    monkeypatch.setattr(sys, "prefix", "/home/me/venv")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert "--system-site-packages" in bpf._bcc_missing() and "/home/me/venv" in bpf._bcc_missing()
+    monkeypatch.setattr(bpf, "SYSTEM_BCC", (str(tmp_path / "none"),))
+    assert bpf._bcc_missing() == "bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)"

@@ -6,6 +6,7 @@ options -> source (capture file or packet socket, in batches) -> verify -> tally
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import List, Optional
 
@@ -25,6 +26,8 @@ def checksum(
     duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Live capture length in seconds (default: until Ctrl-C)."),
     port: List[int] = typer.Option([], "--port", "-p", help="More VXLAN UDP ports (4789 and 8472 always)."),
     detail: int = typer.Option(3, "--detail", help="Dissect the first N flagged packets (human output)."),
+    write: Optional[str] = typer.Option(None, "--write", "-w", help="Save every packet read; in FILE.pcapng each "
+                                        "flagged one carries its verdicts as a comment (Wireshark shows them)."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout (schema in README)."),
 ) -> int:
     """Verify IP/UDP/TCP/ICMP checksums inside VXLAN; classify failures as bad or partial."""
@@ -52,10 +55,15 @@ def checksum(
 
         stream = ListFirstStream("flagged")
         tally.on_flagged = stream.row
-    if source:
-        report = _from_capture(source, tally)
-    else:
-        report = _live(iface, duration, tally, opts.verbose)
+    saver = Saver(write) if write else None
+    try:
+        if source:
+            report = _from_capture(source, tally, as_json, saver)
+        else:
+            report = _live(iface, duration, tally, opts.verbose, saver)
+    finally:
+        if saver:
+            saver.close()
     if stream is not None:
         stream.finish(report)
     else:
@@ -81,43 +89,82 @@ def _report(tally, source, name, duration, problem=None, live=None):
                           flows, found, duration, live, tally.kept)
 
 
-def _from_capture(path: str, tally):
-    from v6diag.core.capture import CaptureReader
+class Saver:
+    """--write: every packet, each flagged one commented with its verdicts (pcapng)."""
 
-    reader = CaptureReader(path)
-    for batch in reader.batches():
-        tally.add_batch(batch)
+    def __init__(self, path: str):
+        self.path, self.writer = path, None
+
+    def batch(self, batch, rows) -> None:
+        from v6diag.core.capture import CaptureWriter
+
+        if self.writer is None and len(batch):
+            self.writer = CaptureWriter(self.path, linktype=batch.linktypes[0])
+        comments: dict[int, list[str]] = {}
+        for r in rows:
+            comments.setdefault(r.index, []).append(f"v6diag: {r.kind}, checksum 0x{r.field:04x} "
+                                                    f"should be 0x{r.expected:04x}")
+        for i, frame in enumerate(batch.frames()):
+            self.writer.write(frame, "; ".join(comments.get(batch.first_index + i, [])) or None)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def _from_capture(path: str, tally, as_json: bool = False, saver: Saver | None = None):
+    from v6diag.core.progress import finish, open_capture
+
+    reader, progress = open_capture(path, as_json)
+    try:
+        for batch in reader.batches():
+            rows = tally.add_batch(batch)
+            if saver:
+                saver.batch(batch, rows)
+    finally:
+        finish(reader, progress)
     return _report(tally, "pcap", path, reader.span_s, reader.problem)
 
 
-def _live(iface: str, duration, tally, verbose: int):
+def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None):
     from v6diag.checksum import host
     from v6diag.checksum.report import LiveCapture
     from v6diag.core import netlink
     from v6diag.core.constants import ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_ALL
-    from v6diag.core.packet_socket import PacketSocket, batches
+    from v6diag.core.packet_socket import ANY, PacketSocket, batches
 
     err = stderr()
-    info = netlink.link(iface)
-    if not info.up:
-        raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
-    if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
-        raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
-                         "capture on the underlay interface the VXLAN packets leave by")
+    if iface == ANY:  # every interface, cooked (SLL2) frames: no one device's offloads to report
+        info = netlink.Link(ANY, 0, True, ARPHRD_ETHER, None)
+    else:
+        info = netlink.link(iface)
+        if not info.up:
+            raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
+        if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
+                             "capture on the underlay interface the VXLAN packets leave by, or -i any")
     before = host.udp_in_csum_errors()
     start = time.monotonic()
     deadline = None if duration is None else start + duration
     with PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False) as sock:
         err.print(f"capturing on {iface}" + (f" for {duration:g} s" if duration else "; Ctrl-C to stop"))
+        status = err.status(f"capturing on {iface}") if err.is_terminal else contextlib.nullcontext()
         try:
-            for batch, status in batches(sock, deadline):
-                tally.add_batch(batch, status)
-                if verbose:
-                    err.print(f"  {tally.packets} packets, {tally.vxlan_packets} VXLAN", end="\r")
+            with status:
+                for batch, marks in batches(sock, deadline):
+                    rows = tally.add_batch(batch, marks)
+                    if saver:
+                        saver.batch(batch, rows)
+                    counters = (f"{tally.packets} packets, {tally.vxlan_packets} VXLAN, "
+                                f"{tally.bad_total()} bad, {tally.partial_total()} partial")
+                    if err.is_terminal:
+                        status.update(f"capturing on {iface}: {counters} (Ctrl-C to stop)")
+                    elif verbose:
+                        err.print(f"  {counters}", end="\r", highlight=False)
         except KeyboardInterrupt:
-            pass  # Ctrl-C ends a live capture; what was captured is reported (as tcpdump does)
+            pass  # Ctrl-C (or SIGTERM) ends a live capture; what was captured is reported, as tcpdump does
     elapsed = time.monotonic() - start
     after = host.udp_in_csum_errors()
-    live = LiveCapture(iface, info.kind, host.offload_features(iface), host.vxlan_devices(),
+    live = LiveCapture(iface, info.kind, {} if iface == ANY else host.offload_features(iface), host.vxlan_devices(),
                        {k: after[k] - before[k] for k in after}, tally.kernel_not_ready)
     return _report(tally, "live", iface, elapsed, live=live)

@@ -42,8 +42,9 @@ class ChecksumTally:
     kernel_not_ready: int = 0  # flagged partial packets the kernel confirmed as CHECKSUM_PARTIAL
     kernel_not_ready_other: int = 0  # packets the kernel marked but we found complete or bad
 
-    def add_batch(self, batch: Batch, kernel_status: list[bool] | None = None) -> None:
-        """kernel_status[i]: TP_STATUS_CSUMNOTREADY for packet i (live capture only)."""
+    def add_batch(self, batch: Batch, kernel_status: list[bool] | None = None) -> list[FlaggedRow]:
+        """kernel_status[i]: TP_STATUS_CSUMNOTREADY for packet i (live capture only).
+        Returns the batch's flagged rows, in capture order."""
         self.packets += len(batch)
         cols, slow = verify_batch(batch.buf, batch.offsets, batch.lengths, batch.linktypes,
                                   batch.first_index, self.ports)
@@ -63,6 +64,7 @@ class ChecksumTally:
                 self.kept.append(Example(r, batch.buf[off : off + n], batch.linktypes[pos]))
             if self.on_flagged:
                 self.on_flagged(r)
+        return rows
 
     def _add_columns(self, cols, batch: Batch, rows: list[FlaggedRow]) -> None:
         n = len(cols.index)

@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,10 +47,28 @@ def missing_for_bcc() -> list[str]:
     try:
         import bcc  # noqa: F401  (python3-bpfcc; the venv sees it through system site-packages)
     except ImportError:
-        out.append("bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)")
+        out.append(_bcc_missing())
     if not os.path.exists(f"/lib/modules/{release}/build"):
         out.append(f"kernel headers for {release} are missing (Debian/Ubuntu: apt install linux-headers-{release})")
     return out
+
+
+SYSTEM_BCC = ("/usr/lib/python3/dist-packages/bcc", "/usr/lib/python3/site-packages/bcc")
+
+
+def _bcc_missing() -> str:
+    """Why `import bcc` failed, and the fix: bcc comes with the distribution's
+    python3 (python3-bpfcc), and a venv sees it only with system site-packages."""
+    installed = any(os.path.isdir(p) for p in SYSTEM_BCC)
+    in_venv = sys.prefix != sys.base_prefix
+    if installed and in_venv:
+        return (f"bcc is installed for the system's python3 but this environment ({sys.prefix}) cannot see it: "
+                "recreate it with `python3 -m venv --system-site-packages`, or "
+                "`pipx install --system-site-packages v6diag`")
+    if installed:
+        return (f"bcc is installed for the system's python3, not for this one ({sys.executable}): "
+                "run v6diag with /usr/bin/python3 (a venv made with --system-site-packages)")
+    return "bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)"
 
 
 class CtTuple(ct.Structure):  # struct ct_tuple in bpf/conntrack_delete.c

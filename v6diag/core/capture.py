@@ -9,13 +9,15 @@ pcapng (SHB/IDB/EPB/SPB/PB; draft-ietf-opsawg-pcapng), any number of sections.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from v6diag.core.constants import LINKTYPE_ETHERNET
-from v6diag.core.errors import InputError, UsageError
+from v6diag.core.errors import DataError, InputError, UsageError
 from v6diag.core.frames import Batch, Frame
 
 MAX_RECORD = 256 * 1024  # larger than any real snaplen (tcpdump max 262144)
@@ -32,11 +34,13 @@ CHUNK = 2 * 1024 * 1024  # bytes read at a time: memory stays flat whatever the 
 class CaptureReader:
     """Read a capture file (path or '-' for stdin) as Frames or as Batches.
 
-    Raises InputError when the input is not a capture at all. Damage later in
-    the file stops reading and sets `problem` to a one-line description; what
-    came before is still delivered."""
+    Raises InputError when the input is not a capture at all, DataError when it
+    is one but damaged before its first packet. Damage later in the file stops
+    reading and sets `problem` to a one-line description; what came before is
+    still delivered. `on_progress(bytes read, size or None, packets)` is called
+    once per chunk read (a progress bar)."""
 
-    def __init__(self, path: str, chunk_size: int = CHUNK):
+    def __init__(self, path: str, chunk_size: int = CHUNK, on_progress=None):
         self.path = path
         self.chunk_size = chunk_size
         self.problem: str | None = None
@@ -44,6 +48,9 @@ class CaptureReader:
         self.count = 0
         self.first_ts: float | None = None
         self.last_ts: float | None = None
+        self.bytes_read = 0
+        self.size: int | None = None  # None for a pipe
+        self.on_progress = on_progress
 
     def __iter__(self) -> Iterator[Frame]:
         for batch in self.batches():
@@ -51,18 +58,33 @@ class CaptureReader:
 
     def batches(self) -> Iterator[Batch]:
         if self.path == "-":
-            yield from self._read(sys.stdin.buffer)
+            yield from self._checked(sys.stdin.buffer)
             return
         try:
             f = open(self.path, "rb")
         except OSError as e:
             raise InputError(f"cannot open capture {self.path}: {e.strerror}") from e
         with f:
-            yield from self._read(f)
+            try:
+                size = os.fstat(f.fileno()).st_size
+                self.size = size if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
+            except OSError:
+                self.size = None
+            yield from self._checked(f)
+
+    def _checked(self, f: BinaryIO) -> Iterator[Batch]:
+        yield from self._read(f)
+        if self.count == 0 and self.problem:  # damaged at its first record: nothing was analysed
+            raise DataError(self.problem.replace(" after 0 packets", "").replace("; stopped reading there", ""),
+                            hint="the file is damaged from its start; re-capture it")
 
     def _more(self, f: BinaryIO, need: int) -> bytes:
         # read1: return what a pipe has now (tcpdump -U -w - | v6diag ... -), don't wait for a chunk
-        return f.read1(max(self.chunk_size, need))
+        data = f.read1(max(self.chunk_size, need))
+        self.bytes_read += len(data)
+        if self.on_progress is not None:
+            self.on_progress(self.bytes_read, self.size, self.count)
+        return data
 
     def _read(self, f: BinaryIO) -> Iterator[Batch]:
         buf = self._more(f, 24)
@@ -254,21 +276,40 @@ class CaptureReader:
 
 
 class CaptureWriter:
-    """Write frames to a classic pcap file as they come (flushed per frame, so a
-    killed run still leaves a readable capture)."""
+    """Write frames to a capture as they come (flushed per frame, so a killed run
+    still leaves a readable file): pcapng when the name ends in .pcapng, with an
+    optional comment per packet (Wireshark shows it: why a packet was flagged) and
+    the interface's name; classic pcap (µs) otherwise."""
 
-    def __init__(self, path: str, linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144):
+    def __init__(self, path: str, linktype: int = LINKTYPE_ETHERNET, snaplen: int = 262144,
+                 interface: str | None = None):
+        self.ng = path.lower().endswith(".pcapng")
         try:
             self.f = open(path, "wb")
         except OSError as e:
             raise UsageError(f"cannot write {path}: {e.strerror}") from e
-        self.f.write(struct.pack("<IHHiIII", PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
+        if not self.ng:
+            self.f.write(struct.pack("<IHHiIII", PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
+            return
+        # draft-ietf-opsawg-pcapng: a Section Header, then one Interface Description
+        # with if_name (2) and if_tsresol (9) = 10^-9 s; little-endian throughout
+        self.f.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        opts = (_option(2, interface.encode()) if interface else b"") + _option(9, bytes([9])) + _END_OF_OPTIONS
+        self.f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen) + opts))
 
-    def write(self, frame: Frame) -> None:
-        sec = int(frame.ts)
-        usec = min(int(round((frame.ts - sec) * 1e6)), 999999)
-        self.f.write(struct.pack("<IIII", sec, usec, len(frame.data), frame.wire_len or len(frame.data)))
-        self.f.write(frame.data)
+    def write(self, frame: Frame, comment: str | None = None) -> None:
+        if self.ng:
+            ticks = int(round(frame.ts * 1e9))
+            body = struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame.data),
+                               frame.wire_len or len(frame.data)) + _pad(frame.data)
+            if comment:
+                body += _option(1, comment.encode()) + _END_OF_OPTIONS  # opt_comment
+            self.f.write(_block(6, body))  # Enhanced Packet Block
+        else:
+            sec = int(frame.ts)
+            usec = min(int(round((frame.ts - sec) * 1e6)), 999999)
+            self.f.write(struct.pack("<IIII", sec, usec, len(frame.data), frame.wire_len or len(frame.data)))
+            self.f.write(frame.data)
         self.f.flush()
 
     def close(self) -> None:
@@ -279,3 +320,19 @@ class CaptureWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_END_OF_OPTIONS = b"\0\0\0\0"
+
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + _pad(value)
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    length = 12 + len(body)
+    return struct.pack("<II", kind, length) + body + struct.pack("<I", length)

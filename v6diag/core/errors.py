@@ -7,6 +7,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # the command ran and found problems (or found nothing)
 EXIT_USAGE = 2
+EXIT_DATAERR = 65  # EX_DATAERR: a capture whose very first record is damaged (no packet at all)
 EXIT_INPUT = 66  # EX_NOINPUT: input file unreadable or invalid
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: kernel feature / interface state missing
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in v6diag (-vv shows the traceback)
@@ -33,6 +34,12 @@ class InputError(V6diagError):
     """An input file is missing, unreadable or not a capture."""
 
     exit_code = EXIT_INPUT
+
+
+class DataError(V6diagError):
+    """The input is a capture, but damaged before its first packet: nothing to analyse."""
+
+    exit_code = EXIT_DATAERR
 
 
 class UnavailableError(V6diagError):

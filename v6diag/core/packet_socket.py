@@ -8,8 +8,8 @@ import struct
 import time
 from collections.abc import Iterator
 
-from v6diag.core.constants import ETH_P_IPV6, LINKTYPE_ETHERNET, PACKET_OUTGOING
-from v6diag.core.errors import PrivilegeError, UnavailableError
+from v6diag.core.constants import ETH_P_IPV6, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, PACKET_OUTGOING
+from v6diag.core.errors import PrivilegeError, UnavailableError, UsageError
 from v6diag.core.frames import Batch, Frame
 
 SOL_PACKET = 263  # linux/socket.h
@@ -23,12 +23,13 @@ TP_STATUS_VLAN_TPID_VALID = 0x40
 _AUX = struct.Struct("IIIHHHH")  # struct tpacket_auxdata
 
 
-def _auxdata(ancdata, data: bytes) -> tuple[int | None, bytes]:
-    """(tp_status, frame with any stripped VLAN tag put back, as libpcap does)."""
+def _auxdata(ancdata, data: bytes, tags: bool = True) -> tuple[int | None, bytes]:
+    """(tp_status, frame with any stripped VLAN tag put back, as libpcap does; not
+    for cooked frames, which have no Ethernet header to put it in)."""
     for level, kind, value in ancdata:
         if level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUX.size:
             status, _len, _snap, _mac, _net, tci, tpid = _AUX.unpack_from(value)
-            if status & TP_STATUS_VLAN_VALID and len(data) >= 12:
+            if tags and status & TP_STATUS_VLAN_VALID and len(data) >= 12:
                 tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
                 data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
             return status, data
@@ -43,24 +44,35 @@ def _kernel_time(ancdata) -> float:
     return time.time()
 
 
+ANY = "any"  # every interface at once, as `tcpdump -i any`
+
+
 class PacketSocket:
     """Send raw Ethernet frames and receive every IPv6 frame on `ifname`,
-    including our own (flagged outgoing), until closed."""
+    including our own (flagged outgoing), until closed.
+
+    ifname "any" listens on every interface (receive only): a cooked (SOCK_DGRAM)
+    socket bound to none, each frame given a Linux SLL2 header built from its
+    sockaddr_ll, as libpcap does for `-i any` (different interfaces have different
+    link headers, or none)."""
 
     def __init__(self, ifname: str, index: int, protocol: int = ETH_P_IPV6, auxdata: bool = False,
                  allmulti: bool = True, on_send=None, linktype: int = LINKTYPE_ETHERNET):
         # packet(7) never loops a socket's own sends back to it: on_send(Frame) is
         # how callers see (and record) what they sent
         self.on_send = on_send
+        self.cooked = ifname == ANY
+        kind = socket.SOCK_DGRAM if self.cooked else socket.SOCK_RAW
         try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+            self.sock = socket.socket(socket.AF_PACKET, kind, socket.htons(protocol))
         except PermissionError as e:
             raise PrivilegeError("CAP_NET_RAW", f"opening a packet socket on {ifname}") from e
         try:
-            self.sock.bind((ifname, protocol))
+            if not self.cooked:  # unbound, a packet socket hears every interface
+                self.sock.bind((ifname, protocol))
             # Receive multicast we have not joined (MLD reports go to ff02::16, DAD NS
             # to solicited-node groups); the kernel drops this when the socket closes.
-            if allmulti:
+            if allmulti and not self.cooked:
                 mreq = struct.pack("iHH8s", index, PACKET_MR_ALLMULTI, 0, b"")
                 self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -77,9 +89,12 @@ class PacketSocket:
         self.ifname = ifname
         # packet(7): SOCK_RAW frames start with the device's own link header; Ethernet
         # and loopback have one, PPP and tunnels (a WireGuard underlay...) start at IP
-        self.linktype = linktype
+        self.linktype = LINKTYPE_LINUX_SLL2 if self.cooked else linktype
+        self._indexes: dict[str, int] = {}
 
     def send(self, frame: bytes) -> None:
+        if self.cooked:
+            raise UsageError("-i any only listens: probes go out on one interface (name it, e.g. -i eth0)")
         # stamped before the call: a reply (a unicast RA takes ~0.3 ms on a veth) can
         # carry a kernel timestamp earlier than a clock read after send() returns,
         # and would then look older than its own request
@@ -127,9 +142,23 @@ class PacketSocket:
             if e.errno == errno.ENETDOWN:
                 raise UnavailableError(f"interface {self.ifname} went down") from e
             raise
-        status, data = _auxdata(anc, data)
+        status, data = _auxdata(anc, data, tags=not self.cooked)
+        if self.cooked:
+            data = self._sll2(addr) + data
         return Frame(_kernel_time(anc), self.linktype, data, outgoing=addr[2] == PACKET_OUTGOING,
                      csum_not_ready=None if status is None else bool(status & TP_STATUS_CSUMNOTREADY))
+
+    def _sll2(self, addr) -> bytes:
+        """LINKTYPE_LINUX_SLL2 header (protocol, reserved, ifindex, ARPHRD, packet type,
+        address length, address) from recvmsg's (ifname, protocol, pkttype, hatype, addr)."""
+        ifname, proto, pkttype, hatype, hwaddr = addr[:5]
+        index = self._indexes.get(ifname)
+        if index is None:
+            try:
+                index = self._indexes[ifname] = socket.if_nametoindex(ifname)
+            except OSError:  # the interface vanished meanwhile
+                index = 0
+        return struct.pack("!HHIHBB8s", proto, 0, index, hatype, pkttype, len(hwaddr), hwaddr[:8])
 
     def close(self) -> None:
         self.sock.close()

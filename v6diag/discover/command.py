@@ -37,9 +37,12 @@ def discover(
         raise UsageError("--write and --watch work on a live --iface, not with --pcap")
     if not 0 < timeout <= 3600:
         raise UsageError("--timeout must be between 0 and 3600 seconds")
+    if iface == "any" and pcap is None:
+        raise UsageError("discover probes one link at a time: name it, e.g. -i eth0 (see `ip -br link`); "
+                         "-i any works with checksum and trace, which only listen")
     out = stdout()
     if pcap is not None:
-        report = _from_capture(str(pcap), iface)
+        report = _from_capture(str(pcap), iface, as_json)
     else:
         report = _live(iface, timeout, write, watch, user, mldv1, as_json, out, opts.verbose)
     if opts.verbose:
@@ -60,14 +63,17 @@ def _render(report, as_json: bool, out, user: str, stream: bool = False) -> None
         render.discovery(report, out, user)
 
 
-def _from_capture(path: str, iface: str | None):
-    from v6diag.core.capture import CaptureReader
+def _from_capture(path: str, iface: str | None, as_json: bool = False):
+    from v6diag.core.progress import finish, open_capture
     from v6diag.discover.analyse import DiscoveryAnalysis
 
-    reader = CaptureReader(path)
+    reader, progress = open_capture(path, as_json)
     analysis = DiscoveryAnalysis()
-    for frame in reader:
-        analysis.feed(frame)
+    try:
+        for frame in reader:
+            analysis.feed(frame)
+    finally:
+        finish(reader, progress)
     return analysis.report(iface or reader.interface_name, reader.span_s, "pcap", reader.problem)
 
 

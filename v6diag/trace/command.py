@@ -40,13 +40,16 @@ def trace(
         raise UsageError("--pd LEN goes with --dhcpv6 and is a prefix length (1-128)")
     if not 0 < duration <= 86400:
         raise UsageError("--duration must be between 0 and 86400 seconds")
+    if iface == "any" and probing:
+        raise UsageError("-i any only listens: --solicit-router, --dhcpv6 and --ns go out on one interface "
+                         "(name it, e.g. -i eth0)")
     for a in ns:
         try:
             ipaddress.IPv6Address(a)
         except ValueError:
             raise UsageError(f"--ns needs an IPv6 address, not {a!r}") from None
     if pcap is not None:
-        report = _from_capture(pcap, iface)
+        report = _from_capture(pcap, iface, as_json)
     else:
         report = _live(iface, duration, write, solicit_router, dhcpv6, pd, ns, opts.verbose)
     if as_json:
@@ -73,14 +76,17 @@ def _report(t, source, duration, link_mtu=None, problem=None):
                        t.delegated_prefixes(), list(t.routers.values()))
 
 
-def _from_capture(path: str, iface: str | None):
-    from v6diag.core.capture import CaptureReader
+def _from_capture(path: str, iface: str | None, as_json: bool = False):
+    from v6diag.core.progress import finish, open_capture
     from v6diag.trace.exchanges import TraceAnalysis
 
-    reader = CaptureReader(path)
+    reader, progress = open_capture(path, as_json)
     t = TraceAnalysis(iface)
-    for frame in reader:
-        t.feed(frame)
+    try:
+        for frame in reader:
+            t.feed(frame)
+    finally:
+        finish(reader, progress)
     t.interface = t.interface or reader.interface_name
     return _report(t, "pcap", reader.span_s, problem=reader.problem)
 
@@ -90,8 +96,13 @@ def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, verbos
     from v6diag.trace import probe
     from v6diag.trace.exchanges import TraceAnalysis
 
-    info = netlink.interface(iface)
-    link_mtu = netlink.mtu(iface)
-    t = TraceAnalysis(iface, [f"{p}/64" for p in info.prefixes], info.mac)
+    if iface == "any":  # every interface, passively: no addresses or MTU of our own
+        info, link_mtu = netlink.Interface("any", 0, "", "", False, [], []), None
+        t = TraceAnalysis(None)
+    else:
+        info = netlink.interface(iface)
+        link_mtu = netlink.mtu(iface)
+        t = TraceAnalysis(iface, [f"{p}/64" for p in info.prefixes], info.mac)
     elapsed = probe.listen(info, t, duration, write, solicit_router, dhcpv6, pd, ns_targets, stderr(), verbose)
+    t.interface = iface
     return _report(t, "live", elapsed, link_mtu)

@@ -72,7 +72,6 @@ def listen(info, analysis, duration: float, write: str | None, solicit_router: b
     from v6diag.core.packet_socket import PacketSocket
 
     iface = info.name
-    writer = CaptureWriter(write) if write else None
     port = None
     start = time.monotonic()
 
@@ -87,6 +86,7 @@ def listen(info, analysis, duration: float, write: str | None, solicit_router: b
     # ETH_P_ALL: frames this host sends (a router's own RAs and DHCPv6 replies) reach
     # only ETH_P_ALL packet sockets (net/core/dev.c dev_queue_xmit_nit)
     with PacketSocket(iface, info.index, protocol=ETH_P_ALL, on_send=record) as sock:
+        writer = CaptureWriter(write, linktype=sock.linktype) if write else None  # SLL2 with -i any
         send = sock.send
         if dhcpv6:
             port = ClientPort(iface)

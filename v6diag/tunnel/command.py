@@ -48,7 +48,7 @@ def tunnel(
     if pcap is not None:
         if iface or role or target or ext_iface:
             raise UsageError("--pcap reads a capture: --iface, --role, --ext-iface and --target need a live system")
-        report = _from_capture(pcap, tuple(udp_port))
+        report = _from_capture(pcap, tuple(udp_port), as_json)
     elif iface is None:
         raise UsageError("give --iface IF (the tunnel), or --pcap FILE (a capture of its underlay)")
     else:
@@ -64,8 +64,8 @@ def tunnel(
     return exit_code(report)
 
 
-def _from_capture(path: str, ports: tuple[int, ...]):
-    from v6diag.core.capture import CaptureReader
+def _from_capture(path: str, ports: tuple[int, ...], as_json: bool = False):
+    from v6diag.core.progress import finish, open_capture
     from v6diag.core.report import WARN, check
     from v6diag.tunnel.decode import underlay
     from v6diag.tunnel.report import TunnelReport
@@ -74,9 +74,12 @@ def _from_capture(path: str, ports: tuple[int, ...]):
 
     vx, wg = (ports, ports) if ports else (VXLAN_PORTS, WIREGUARD_PORTS)
     tally = EncapTally()
-    reader = CaptureReader(path)
-    for frame in reader:  # streamed: constant memory whatever the capture's size
-        tally.feed(underlay(frame.linktype, frame.data, vx, wg), frame.ts)
+    reader, progress = open_capture(path, as_json)
+    try:
+        for frame in reader:  # streamed: constant memory whatever the capture's size
+            tally.feed(underlay(frame.linktype, frame.data, vx, wg), frame.ts)
+    finally:
+        finish(reader, progress)
     checks = pcap_checks(tally)
     if reader.problem:
         checks.append(check("capture", WARN, reader.problem))
