@@ -2,7 +2,7 @@
 
 Contracts checked (see v6diag/sources/pcap.py and v6diag/decode/nd.py):
 - iterating CaptureReader either completes (maybe with a one-line `problem`) or
-  raises InputError; never any other exception;
+  raises InputError (DataError when damaged before the first packet); never any other exception;
 - decode_frame returns a Decoded or raises MalformedPacket, nothing else;
 - DiscoveryAnalysis.feed never raises and counts exactly the MalformedPacket cases.
 
@@ -38,7 +38,7 @@ from scapy.layers.l2 import Ether
 from tests.conftest import PCAPS
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.decode import Decoded, MalformedPacket, decode_frame
-from v6diag.core.errors import InputError
+from v6diag.core.errors import DataError, InputError
 from v6diag.core.frames import Frame
 from v6diag.core.capture import MAX_BLOCK, CaptureReader
 
@@ -112,7 +112,8 @@ def capfile(tmp_path_factory):
 
 
 def read_capture(path, data: bytes) -> str:
-    """Write `data` and read it back; the only exception allowed is InputError."""
+    """Write `data` and read it back; the only exceptions allowed are InputError (not a
+    capture) and DataError (a capture damaged before its first packet)."""
     outcome = _read_capture(path, data)
     event(f"reader: {outcome}")  # shown by --hypothesis-show-statistics
     return outcome
@@ -129,6 +130,10 @@ def _read_capture(path, data: bytes) -> str:
         assert e.exit_code == 66
         assert isinstance(e.message, str) and e.message
         return "input-error"
+    except DataError as e:
+        assert e.exit_code == 65 and reader.count == 0 and frames == []
+        assert isinstance(e.message, str) and e.message
+        return "damaged-at-start"
     assert reader.count == len(frames)
     for f in frames:
         assert isinstance(f, Frame) and isinstance(f.data, bytes) and isinstance(f.ts, float)
@@ -175,7 +180,7 @@ def test_reader_every_cut_point_in_the_first_700_bytes(capfile):
     for name in CAPTURES:
         for cut in range(0, 700):
             seen.add(_read_capture(capfile, HEADS[name][:cut]))
-    assert seen == {"input-error", "problem", "ok"}
+    assert seen == {"input-error", "damaged-at-start", "problem", "ok"}
 
 
 # -- decoder ------------------------------------------------------------------

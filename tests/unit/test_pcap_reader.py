@@ -18,7 +18,7 @@ from tests.conftest import PCAPS
 from v6diag.core.dissect import ipv6_of
 from v6diag.core.link import mac_text
 from v6diag.discover.decode import decode_frame
-from v6diag.core.errors import EXIT_INPUT, InputError
+from v6diag.core.errors import EXIT_INPUT, DataError, InputError
 from v6diag.core.frames import Frame
 from v6diag.core.capture import CHUNK, CaptureReader, CaptureWriter
 
@@ -441,9 +441,13 @@ def test_pcapng_epb_caplen_past_its_block(tmp_path, original):
     f = original[0]
     epb = bytearray(ng_epb(e, f))
     struct.pack_into(e + "I", epb, 8 + 12, 4000)  # caplen 4000 in a ~100-byte block
-    reader, got = read_all(write(tmp_path, "cap.pcapng", ng_shb(e) + ng_idb(e) + bytes(epb)))
-    assert got == []
-    assert reader.problem is not None and "cut short" in reader.problem
+    path = write(tmp_path, "cap.pcapng", ng_shb(e) + ng_idb(e) + bytes(epb))
+    with pytest.raises(DataError) as ei:  # damaged at its first packet: nothing to analyse (exit 65)
+        read_all(path)
+    assert "cut short" in ei.value.message and ei.value.exit_code == 65
+    # one good packet first: analysed, the damage after it reported
+    reader, got = read_all(write(tmp_path, "cap2.pcapng", ng_shb(e) + ng_idb(e) + ng_epb(e, f) + bytes(epb)))
+    assert len(got) == 1 and reader.problem is not None and "cut short" in reader.problem
 
 
 # -- writer -------------------------------------------------------------------
