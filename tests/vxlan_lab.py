@@ -129,8 +129,8 @@ class VxlanLab(NamespaceLab):
            self.addr("b", "o6"), str(datagrams), str(tcp_bytes))
         sh("ip", "netns", "exec", self.a, "ping", "-c2", "-i0.2", self.addr("b", "o4"), check=False)
 
-    def set_offload(self, side: str, on: bool) -> None:
-        for dev in ("vx0", "u0"):
+    def set_offload(self, side: str, on: bool, devices: tuple[str, ...] = ("vx0", "u0")) -> None:
+        for dev in devices:
             sh("ip", "netns", "exec", self.ns(side), "ethtool", "-K", dev, "tx-checksum-ip-generic",
                "on" if on else "off")
 

@@ -58,10 +58,22 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+GLOBAL_FLAGS = ("--verbose",)
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """-v/-vv/--verbose work anywhere on the command line (`v6diag trace -vv ...`):
+    moved in front of the command, where Typer looks for them."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS or (a.startswith("-v") and set(a[1:]) == {"v"})]
+    rest = [a for i, a in enumerate(args) if i >= end or a not in flags]
+    return flags + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     _register()
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_globals(sys.argv[1:] if argv is None else argv)
     verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) == {"v"}) + args.count("--verbose")
     err = stderr()
     try:

@@ -59,9 +59,35 @@ def test_offload_on_shows_partial_confirmed_by_the_kernel_never_bad(lab):
     codes = {f["code"] for f in report["findings"]}
     assert "checksum-offload-pending" in codes and "checksum-bad" not in codes
     assert "offload-partial-dominates" in codes
+    # both layers offload here: inner checksums are vx0's, the outer UDP one u0's (the underlay)
     fix = next(f["fix"] for f in report["findings"] if f["code"] == "offload-partial-dominates")
-    assert fix == "ethtool -K vx0 tx-checksum-ip-generic off"
+    assert fix == "ethtool -K vx0 tx-checksum-ip-generic off; ethtool -K u0 tx-checksum-ip-generic off"
     assert report["live"]["offload"]["tx-checksum-ip-generic"] is True
+    # what this host sent, apart from what it received (the peer's answers)
+    assert report["live"]["sent"]["partial_packets"] > 0 and report["live"]["received"]["vxlan_packets"] > 0
+
+
+def test_the_fix_follows_the_layer_whose_offload_is_on(lab):
+    """vx0's offload off, the underlay u0's on: the inner checksums are complete,
+    the outer UDP one is left partial by u0; the fix names u0 alone, and turning
+    it off makes everything clean (measured, not assumed). The peer b offloads
+    nothing, so what comes back is clean too."""
+    lab.set_offload("b", False)
+    lab.set_offload("a", False, ("vx0",))
+    report = run_live_checksum(lab, "a", lab.traffic)
+    counts = report["counts"]
+    assert counts["inner_tcp_partial"] == counts["inner_udp_partial"] == 0 and counts["outer_udp_partial"] > 0
+    fix = next(f["fix"] for f in report["findings"] if f["code"] == "offload-partial-dominates")
+    assert fix == "ethtool -K u0 tx-checksum-ip-generic off"
+    lab.set_offload("a", False, ("u0",))
+    after = run_live_checksum(lab, "a", lab.traffic)
+    assert sum(after["counts"][k] for k in PARTIAL) == 0 and after["counts"]["clean"] == after["vxlan_packets"]
+
+
+def test_the_vxlan_device_itself_is_refused_naming_the_underlay(lab, v6diag_cmd):
+    r = subprocess.run(["ip", "netns", "exec", lab.a, *v6diag_cmd, "checksum", "-i", "vx0", "-d", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "VXLAN device itself" in r.stderr and "-i u0" in r.stderr, r.stderr
 
 
 def test_offload_off_is_clean(lab):

@@ -91,3 +91,23 @@ def test_sigterm_ends_watching_like_ctrl_c(ns, v6diag_cmd, tmp_path):
     assert p.returncode == 0, err
     summary = json.loads(out.splitlines()[-1])
     assert summary["summary"] is True and summary["mode"] == "netlink", out
+
+
+def test_entries_older_than_the_watch_are_a_finding_and_the_sysctl_fixes_it(ns, v6diag_cmd, tmp_path):
+    """nf_conntrack_events=2 (this kernel's default): an entry made before the
+    listener existed dies unreported, and the summary says why, with the sysctl;
+    with the sysctl at 1 the same sequence is reported."""
+    run = lambda *c: subprocess.run(["ip", "netns", "exec", ns, *c], capture_output=True, text=True)
+    assert run("cat", "/proc/sys/net/netfilter/nf_conntrack_events").stdout.strip() == "2"
+    for value, reported in (("2", 0), ("1", 2)):
+        run("sysctl", "-qw", f"net.netfilter.nf_conntrack_events={value}")
+        run("python3", "-c", SENDER)  # entries made before the watch: 9999 v4 and v6, 7777
+        p = watch(v6diag_cmd, ns, tmp_path, "--port", "9999")
+        run("conntrack", "-F")
+        run("conntrack", "-F", "-f", "ipv6")
+        out, err = p.communicate(timeout=30)
+        summary = json.loads(out.splitlines()[-1])
+        assert summary["events"] == reported, (value, out, err)
+        codes = [f["code"] for f in summary["findings"]]
+        assert codes == (["conntrack-events-listener-only"] if value == "2" else []), summary["findings"]
+        (tmp_path / "ready").unlink()

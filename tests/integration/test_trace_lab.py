@@ -263,3 +263,20 @@ def test_any_interface_listens_everywhere_and_refuses_probes(router_tools, build
     assert live.report["interface"] == "any" and live.report["routers"]
     rc, _ = trace_json("-i", "any", "--solicit-router", ns=lab.c, expect_json=False)
     assert rc == 2
+
+
+def test_a_quiet_link_gets_no_reply_and_no_router_from_one_probe_each(build_lab):
+    """No router, no DHCPv6 server: the Solicit and the RS are the last frames on
+    the link, and must still be judged, against the end of the listening window
+    (RFC 8415 SOL_TIMEOUT 1 s, RFC 4861 MAX_RA_DELAY_TIME 0.5 s), every time."""
+    require_root()
+    from tests.lab import Namespaces, wait_until
+
+    lab = build_lab(Namespaces(f"v6dq{os.getpid() % 100000}", ["q", "p"], [
+        ("q", "sysctl -qw net.ipv6.conf.default.accept_dad=0\nip link add q0 type veth peer name p0 netns @p\n"
+              "sysctl -qw net.ipv6.conf.q0.accept_dad=0\nip link set q0 up"),
+        ("p", "ip link set p0 up")]))
+    wait_until(lambda: "fe80" in lab.run("q", "ip", "-6", "addr", "show", "dev", "q0").stdout, "q0's link-local")
+    for _ in range(2):
+        rc, report = trace_json("-i", "q0", "-d", "2", "--dhcpv6", "--pd", "56", "--solicit-router", ns=lab.name("q"))
+        assert rc == 1 and {"dhcpv6-no-reply", "no-router"} <= codes(report), report["findings"]

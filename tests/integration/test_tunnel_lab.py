@@ -146,3 +146,21 @@ def test_forwarding_that_looks_on_but_is_not(sysctls, fix, build_lab):
     _, cli = lab.check("cli", "--target", UPSTREAM)
     assert by_id(srv)["forwarding"]["status"] == "fail" and by_id(srv)["forwarding"]["fix"] == fix, srv
     assert failing(cli) == {"reach-target"}, cli  # the kernel really does not forward / proxy
+
+
+def test_a_connected_peer_prefix_and_no_target_gives_no_false_failure(build_lab):
+    """The client's tunnel address in a /64 the server's is in too, no default
+    route through the tunnel, no --target: the route is fine (the /64 is
+    connected), and with nothing to ping there is nothing to judge on the
+    underlay. With --target the path MTU is probed there."""
+    lab = build_lab(TunnelBrokerLab("vxlan"))
+    lab.sh_in(lab.cli, "ip -6 route del default; ip addr del 2001:db8:1::3/127 dev tun0; "
+                       "ip addr add 2001:db8:1::3/64 dev tun0 nodad")
+    rc, report = lab.check("cli")
+    checks = by_id(report)
+    assert rc == 0 and report["ok"], report
+    assert checks["route"]["status"] == "pass" and "2001:db8:1::/64" in checks["route"]["message"]
+    assert checks["encap"]["status"] == "skip" and "--target" in checks["encap"]["message"]
+    rc, report = lab.check("cli", "--target", "2001:db8:1::2")
+    checks = by_id(report)
+    assert checks["reach-target"]["status"] == "pass" and checks["pmtu"]["status"] == "pass", report

@@ -136,3 +136,16 @@ def test_shell_completion_is_on(v6diag_cmd):
 def test_any_is_refused_where_a_command_must_probe_one_link(v6diag_cmd):
     one_line_error(run(v6diag_cmd, "discover", "-i", "any"), 2, "one link at a time")
     one_line_error(run(v6diag_cmd, "trace", "-i", "any", "--solicit-router"), 2, "-i any only listens")
+
+
+def test_global_options_work_after_the_command_name(v6diag_cmd):
+    r = run(v6diag_cmd, "discover", "--pcap", LAN, "-v", "--json")
+    assert r.returncode == 0 and "vendor data:" in r.stderr and json.loads(r.stdout)["hosts"]
+    r = run(v6diag_cmd, "discover", "--pcap", "/nonexistent.pcap", "-vv")
+    assert r.returncode == 66 and "Traceback" in r.stderr  # -vv: the traceback, wherever it was given
+
+
+@pytest.mark.parametrize("option", ["--src", "--dst"])
+def test_conntrack_addresses_are_validated(v6diag_cmd, option):
+    one_line_error(run(v6diag_cmd, "conntrack", "--from", str(PCAPS / "conntrack-kernel-6.1.ndjson"), option,
+                       "notip"), 2, f"{option} needs an IPv4 or IPv6 address")

@@ -129,17 +129,27 @@ def _from_capture(path: str, tally, as_json: bool = False, saver: Saver | None =
 def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None):
     from v6diag.checksum import host
     from v6diag.checksum.report import LiveCapture
-    from v6diag.core import netlink
+    from v6diag.core import netlink, privilege
     from v6diag.core.constants import ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_ALL
     from v6diag.core.packet_socket import ANY, PacketSocket, batches
 
     err = stderr()
+    privilege.require(["CAP_NET_RAW"], f"capturing on {iface}",
+                      "`v6diag checksum FILE` reads a capture (`tcpdump -w FILE udp port 4789 or udp port 8472`)")
     if iface == ANY:  # every interface, cooked (SLL2) frames: no one device's offloads to report
         info = netlink.Link(ANY, 0, True, ARPHRD_ETHER, None)
     else:
         info = netlink.link(iface)
         if not info.up:
             raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
+        if not info.lower_up:
+            raise UnavailableError(f"interface {iface} has no carrier (cable, Wi-Fi or peer down)",
+                                   hint=f"check the link: `ip link show {iface}`")
+        if info.kind == "vxlan":  # its frames are the inner ones: no VXLAN header left to check
+            under = netlink.name_of(info.lower) if info.lower else None
+            raise UsageError(f"{iface} is the VXLAN device itself: its frames are the decapsulated inner ones",
+                             hint=f"capture on the underlay the VXLAN packets leave by: -i {under or '<underlay>'}"
+                                  + ("" if under else " (`ip -d link show " + iface + "` names it after `dev`)"))
         if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
             raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
                              "capture on the underlay interface the VXLAN packets leave by, or -i any")
@@ -166,5 +176,7 @@ def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None)
     elapsed = time.monotonic() - start
     after = host.udp_in_csum_errors()
     live = LiveCapture(iface, info.kind, {} if iface == ANY else host.offload_features(iface), host.vxlan_devices(),
-                       {k: after[k] - before[k] for k in after}, tally.kernel_not_ready)
+                       {k: after[k] - before[k] for k in after}, tally.kernel_not_ready,
+                       *({"vxlan_packets": d["vxlan"], "partial_packets": d["partial"]}
+                         for d in (tally.sent, tally.received)))
     return _report(tally, "live", iface, elapsed, live=live)

@@ -64,16 +64,49 @@ def offload_findings(t: ChecksumTally, live: LiveCapture) -> list[Finding]:
                                  evidence=f"InCsumErrors +{errors.get('ipv4', 0)} (IPv4), +{errors.get('ipv6', 0)} (IPv6)",
                                  fix="find the sender with the flows above; a capture on the sending node shows "
                                      "whether it wrote them wrong (bad) or its NIC did not fill them in (partial)"))
-    partial = t.partial_total()
-    if t.vxlan_packets and partial * 2 > t.vxlan_packets:
-        names = [d.name for d in live.vxlan_devices] or [live.interface]
-        out.append(Finding.warning("offload-partial-dominates",
-                                   f"{partial} of {t.vxlan_packets} VXLAN packets leave with checksums the NIC must "
-                                   "complete; if receivers drop them (InCsumErrors there), turn the offload off "
-                                   "on the VXLAN device",
-                                   evidence=f"{live.interface} tx-checksum-ip-generic "
-                                            f"{_on_off(live.offload.get('tx-checksum-ip-generic'))}",
-                                   fix="; ".join(f"ethtool -K {n} tx-checksum-ip-generic off" for n in names)))
+    out += _offload_layers(t, live)
+    return out
+
+
+INNER_PARTIAL = ("inner_tcp_partial", "inner_udp_partial")
+TX_CSUM = "tx-checksum-ip-generic"
+
+
+def _offload_layers(t: ChecksumTally, live: LiveCapture) -> list[Finding]:
+    """Which device left the checksums partial, per layer: an inner TCP/UDP
+    checksum is the VXLAN device's TX offload, the outer UDP checksum the
+    underlay's (where the capture was). Only packets this host sends count: the
+    received ones were the sender's NIC's business."""
+    sent, received = t.sent, t.received
+    out: list[Finding] = []
+    if sent["vxlan"] and sent["partial"] * 2 > sent["vxlan"]:
+        inner = sum(sent[k] for k in INNER_PARTIAL)
+        outer = sent["outer_udp_partial"]
+        ports = {f.dport for f, _ in t.flow_rows()}
+        vx_on = [d.name for d in live.vxlan_devices if d.offload.get(TX_CSUM) and (d.port in ports or not ports)]
+        layers, fixes = [], []
+        if inner:
+            names = vx_on or [d.name for d in live.vxlan_devices] or ["<vxlan-device>"]
+            layers.append(f"{inner} inner checksums left by {', '.join(names)}'s offload")
+            fixes += [f"ethtool -K {n} {TX_CSUM} off" for n in names]
+        if outer:
+            dev = live.interface
+            layers.append(f"{outer} outer UDP checksums left by {dev}'s offload ({TX_CSUM} "
+                          f"{_on_off(live.offload.get(TX_CSUM))})")
+            if live.offload.get(TX_CSUM) is not False and dev != "any":
+                fixes.append(f"ethtool -K {dev} {TX_CSUM} off")
+        out.append(Finding.warning(
+            "offload-partial-dominates",
+            f"{sent['partial']} of {sent['vxlan']} VXLAN packets sent from here leave with checksums the NIC must "
+            "complete; if receivers drop them (InCsumErrors there), turn that offload off where it is on",
+            evidence="; ".join(layers) + (f"; {received['vxlan']} VXLAN packets received" if received["vxlan"] else ""),
+            fix="; ".join(dict.fromkeys(fixes))))
+    if received["partial"]:
+        out.append(Finding.info(
+            "received-partial", f"{received['partial']} of {received['vxlan']} VXLAN packets received carry partial "
+            "checksums: the sender left them to a NIC that never ran (a veth or a bridge in between); its own "
+            "capture says which device", evidence=", ".join(f"{received[k]} {k}" for k in sorted(received)
+                                                           if k.endswith("_partial"))))
     return out
 
 

@@ -75,6 +75,8 @@ class LiveCapture:
     vxlan_devices: list[VxlanDevice]
     udp_in_csum_errors: dict[str, int]  # {"ipv4": n, "ipv6": n} during the capture
     kernel_csum_not_ready: int  # partial packets the kernel itself marked CHECKSUM_PARTIAL
+    sent: dict[str, int] = field(default_factory=dict)  # {"vxlan_packets", "partial_packets"} this host sent
+    received: dict[str, int] = field(default_factory=dict)  # the same, received
 
 
 @dataclass

@@ -41,6 +41,9 @@ class ChecksumTally:
     unverifiable_why: Counter = field(default_factory=Counter)
     kernel_not_ready: int = 0  # flagged partial packets the kernel confirmed as CHECKSUM_PARTIAL
     kernel_not_ready_other: int = 0  # packets the kernel marked but we found complete or bad
+    # live: by direction, because only what this host sends is its own NIC's business
+    sent: Counter = field(default_factory=Counter)  # "vxlan", "partial", and each partial kind
+    received: Counter = field(default_factory=Counter)
 
     def add_batch(self, batch: Batch, kernel_status: list[bool] | None = None) -> list[FlaggedRow]:
         """kernel_status[i]: TP_STATUS_CSUMNOTREADY for packet i (live capture only).
@@ -53,6 +56,8 @@ class ChecksumTally:
         for pos in slow:
             self._add_slow(batch, pos, rows)
         rows.sort(key=lambda r: (r.index, KINDS.index(r.kind)))
+        if batch.outgoing is not None:
+            self._directions(batch, cols.index, slow, rows)
         for r in rows:
             if kernel_status is not None:
                 r.kernel_csum_not_ready = kernel_status[r.index - batch.first_index]
@@ -65,6 +70,25 @@ class ChecksumTally:
             if self.on_flagged:
                 self.on_flagged(r)
         return rows
+
+    def _directions(self, batch: Batch, fast_index, slow, rows: list[FlaggedRow]) -> None:
+        """Count VXLAN and partial packets sent and received (live captures)."""
+        first, out = batch.first_index, batch.outgoing
+        vxlan = [int(i) - first for i in fast_index] + [p for p in slow if self._is_vxlan(batch, p)]
+        for pos in vxlan:
+            (self.sent if out[pos] else self.received)["vxlan"] += 1
+        seen: set[int] = set()
+        for r in rows:
+            if r.kind.endswith("_partial"):
+                side = self.sent if out[r.index - first] else self.received
+                side[r.kind] += 1
+                if r.index not in seen:
+                    seen.add(r.index)
+                    side["partial"] += 1
+
+    def _is_vxlan(self, batch: Batch, pos: int) -> bool:
+        off, n = batch.offsets[pos], batch.lengths[pos]
+        return verify(batch.buf[off : off + n], batch.linktypes[pos], self.ports).vxlan
 
     def _add_columns(self, cols, batch: Batch, rows: list[FlaggedRow]) -> None:
         n = len(cols.index)

@@ -5,6 +5,7 @@ recording) -> classify -> events + summary -> render."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from pathlib import Path
 from typing import Optional
@@ -48,6 +49,12 @@ def conntrack(
         raise UsageError("--mark must fit in 32 bits")
     if probe not in host.PROBES:
         raise UsageError(f"--probe must be one of {', '.join(host.PROBES)}")
+    for name, value in (("--src", src), ("--dst", dst)):
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise UsageError(f"{name} needs an IPv4 or IPv6 address, not {value!r}") from None
     proto = proto.lower() if proto else None
     if proto and proto not in PROTO_NUMBERS and not proto.isdigit():
         raise UsageError(f"unknown protocol {proto!r}", hint="tcp, udp, icmp, icmpv6, sctp, udplite, gre or a number")
@@ -88,5 +95,7 @@ def conntrack(
         summary.lost = source.dropped() if hasattr(source, "dropped") else source.lost
         source.close()
     summary.duration_s = time.monotonic() - start
+    if mode == "netlink":
+        summary.findings += host.netlink_blind_spots()
     printer.summary(summary)
     return EXIT_OK

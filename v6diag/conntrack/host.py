@@ -17,7 +17,20 @@ def open_source(probe: str, kfilter, netns: str | None, err):
     """(event source, mode, what the BPF path lacks). Explicit --probe kprobe/fentry
     fails when impossible; auto falls back to netlink and says why."""
     from v6diag.conntrack import bpf
+    from v6diag.core import privilege
 
+    # privileges first: they, not the kernel, are what a non-root user lacks
+    needed = ["CAP_NET_ADMIN"] + (["CAP_SYS_ADMIN"] if netns else [])
+    root_only = "the BPF probe needs root (CAP_SYS_ADMIN, CAP_BPF, CAP_PERFMON)"
+    if os.geteuid() != 0:
+        if probe in ("kprobe", "fentry"):
+            raise privilege.error(["CAP_SYS_ADMIN", "CAP_BPF", "CAP_PERFMON"], f"the {probe} probe",
+                                  "`v6diag conntrack --from FILE` explains events recorded with --json")
+        privilege.require(needed, "watching conntrack (netlink events; " + root_only + ")",
+                          "`v6diag conntrack --from FILE` explains events recorded with --json")
+        probe = "netlink"
+        err.print(f"v6diag: {root_only}; using conntrack netlink DESTROY events (what is destroyed, not why)",
+                  highlight=False, soft_wrap=True)
     missing: list[str] = []
     if probe != "netlink":
         missing = bpf.missing_for_bcc()
@@ -80,3 +93,30 @@ def enter_netns(name: str) -> None:
     except OSError as e:
         raise UnavailableError(f"cannot enter network namespace {name}: {e.strerror}") from e
     sys.stdout.flush()
+
+
+EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events"
+
+
+def netlink_blind_spots() -> list:
+    """What the netlink fallback cannot have seen, as findings. With
+    nf_conntrack_events=2 (the default since 6.x) the kernel attaches its event
+    cache to an entry only while a listener exists (nf_conntrack_ecache.c), so
+    entries created before the watch began die unreported."""
+    from v6diag.core.report import Finding
+
+    try:
+        value = int(open(EVENTS_SYSCTL).read().strip())
+    except (OSError, ValueError):
+        return []
+    if value == 1:
+        return []
+    what = "are never reported" if value == 2 else "are not reported at all (events are off)"
+    return [Finding.warning(
+        "conntrack-events-listener-only",
+        f"entries created before this watch began {what} destroyed: the kernel adds its event cache to an "
+        "entry only while a listener exists" if value == 2 else
+        f"conntrack events are switched off: destroyed entries {what}",
+        evidence=f"net.netfilter.nf_conntrack_events = {value}",
+        fix="sysctl -w net.netfilter.nf_conntrack_events=1 (entries made from then on carry events), or the BPF "
+            "probe, which sees every entry")]

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from v6diag.conntrack.classify import CAUSES
 from v6diag.conntrack.report import DestroyEvent, Summary
+from v6diag.core.console import print_findings
 from v6diag.core.jsonout import emit
 
 QUIET = {"timeout"}
@@ -46,6 +47,8 @@ class EventPrinter:
             return
         lost = f", {result.lost} events lost (kernel buffer full)" if result.lost else ""
         self.out.print(f"{result.events} entries destroyed{lost}", highlight=False)
+        if result.findings:
+            print_findings(result.findings, self.out)
         if not result.causes:
             return
         table = Table(show_edge=False, box=None, pad_edge=False)

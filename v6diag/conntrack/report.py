@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, TypedDict
 
-from v6diag.core.report import meta
+from v6diag.core.report import Finding, meta
 
 
 class Tuple(TypedDict):
@@ -56,6 +56,7 @@ class Summary:
     lost: int = 0
     causes: Counter = field(default_factory=Counter)
     duration_s: float = field(default=0.0, metadata=meta(round=3))
+    findings: list[Finding] = field(default_factory=list)
 
     def add(self, cause: str) -> None:
         self.events += 1

@@ -49,14 +49,13 @@ class UnavailableError(V6diagError):
 
 
 class PrivilegeError(V6diagError):
-    """The process lacks a capability; `capability` names it (e.g. CAP_NET_RAW)."""
+    """The process lacks a capability; `capability` names it (e.g. CAP_NET_RAW).
+    core.privilege builds the hint: sudo, a grant scoped to one run, or the
+    command's unprivileged mode."""
 
     exit_code = EXIT_NOPERM
 
-    def __init__(self, capability: str, action: str):
-        super().__init__(
-            f"{action} needs {capability}",
-            hint=f"run as root (sudo) or grant {capability}, e.g. "
-            f"`sudo setcap cap_net_raw,cap_net_admin+ep $(readlink -f $(which python3))`",
-        )
+    def __init__(self, capability: str, action: str, hint: str | None = None):
+        super().__init__(f"{action} needs {capability}",
+                         hint=hint or f"a privilege problem: run it with sudo (it needs {capability})")
         self.capability = capability

@@ -32,6 +32,7 @@ class Batch:
     ts: list[float]
     linktypes: list[int]
     first_index: int
+    outgoing: list[bool] | None = None  # live: sent by this host (PACKET_OUTGOING); None from a file
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -50,4 +51,4 @@ class Batch:
             pos += len(f.data)
         lens = [len(f.data) for f in frames]
         return cls(b"".join(f.data for f in frames), offs, lens, list(lens), [f.ts for f in frames],
-                   [f.linktype for f in frames], first_index)
+                   [f.linktype for f in frames], first_index, [f.outgoing for f in frames])

@@ -42,6 +42,8 @@ class Link:
     up: bool
     ifi_type: int
     kind: str | None  # rtnetlink IFLA_INFO_KIND: "vxlan", "veth", "wireguard"... None for plain NICs
+    lower_up: bool = True  # IFF_LOWER_UP: carrier
+    lower: int | None = None  # vxlan: the underlay's ifindex (IFLA_VXLAN_LINK), when it was given
 
 
 def link(name: str) -> Link:
@@ -52,8 +54,17 @@ def link(name: str) -> Link:
             raise UsageError(f"no such interface: {name}", hint="list interfaces with `ip -br link`")
         msg = ipr.get_links(idx[0])[0]
     info = msg.get_attr("IFLA_LINKINFO")
-    return Link(name, idx[0], bool(msg["flags"] & IFF_UP), msg["ifi_type"],
-                info.get_attr("IFLA_INFO_KIND") if info else None)
+    kind = info.get_attr("IFLA_INFO_KIND") if info else None
+    data = info.get_attr("IFLA_INFO_DATA") if info else None
+    lower = data.get_attr("IFLA_VXLAN_LINK") if kind == "vxlan" and hasattr(data, "get_attr") else None
+    return Link(name, idx[0], bool(msg["flags"] & IFF_UP), msg["ifi_type"], kind,
+                bool(msg["flags"] & IFF_LOWER_UP), lower)
+
+
+def name_of(index: int) -> str | None:
+    with _iproute() as ipr:
+        links = ipr.get_links(index)
+    return links[0].get_attr("IFLA_IFNAME") if links else None
 
 
 def interface(name: str) -> Interface:

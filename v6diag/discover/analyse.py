@@ -21,6 +21,7 @@ class DiscoveryAnalysis:
         self.malformed_examples: list[str] = []
         self.invalid = 0
         self.invalid_examples: list[str] = []
+        self.interrupted = False  # Ctrl-C ended the probe window early
 
     def feed(self, frame: Frame) -> list[Change]:
         self.packets += 1
@@ -81,6 +82,10 @@ class DiscoveryAnalysis:
             ))
         if capture_problem:
             findings.append(Finding.warning("capture-truncated", capture_problem))
+        if self.interrupted:
+            findings.append(Finding.warning(
+                "window-interrupted", f"interrupted after {duration_s:.2f} s: devices that had not answered yet "
+                "are missing", fix="let the window run (--timeout S sets its length)"))
         return DiscoveryReport(
             interface=interface, source=source, duration_s=duration_s, packets=self.packets,
             malformed=self.malformed, hosts=hosts, findings=findings, vendor_data=vendor.used(),

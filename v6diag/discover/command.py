@@ -78,7 +78,7 @@ def _from_capture(path: str, iface: str | None, as_json: bool = False):
 
 
 def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
-    from v6diag.core import netlink
+    from v6diag.core import netlink, privilege
     from v6diag.core.capture import CaptureWriter
     from v6diag.core.jsonout import emit
     from v6diag.discover import probe, render
@@ -86,12 +86,16 @@ def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
     from v6diag.discover.report import WatchEvent
 
     err = stderr()
+    privilege.require(["CAP_NET_RAW"], f"probing {iface} (discover -i)",
+                      "`v6diag discover --pcap FILE` reads a capture of the link (`tcpdump -w FILE ip6`)")
     info = netlink.interface(iface)
     analysis = DiscoveryAnalysis(exclude_macs=frozenset({info.mac}))
     writer = CaptureWriter(str(write)) if write else None
     window = {"open": True}
 
     def on_changes(changes):
+        if window["open"] and changes and verbose:  # -v: the window's progress, device by device
+            err.print(f"  {len(analysis.book)} devices heard", highlight=False)
         if window["open"] or not changes:
             return
         hosts = {h.mac: h for h in analysis.book.hosts()}

@@ -115,58 +115,81 @@ def discover_live(
     on_window_end: Callable[[float], None] | None = None,
 ) -> float:
     """Probe and collect for `timeout` seconds (forever with `watch`, until Ctrl-C).
-    Returns the wall time of the probe window."""
-    notify = on_changes or (lambda changes: None)
+    Returns the wall time of the probe window. Ctrl-C during the window ends it
+    early (analysis.interrupted): what was heard so far is the answer."""
     with PacketSocket(iface.name, iface.index, on_send=on_frame) as sock:
-        send = sock.send
-        start = time.monotonic()
-        # What the kernel already knew, read before our probes refresh it.
-        notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
-        analysis.book.note_multicast_echo(ident, time.time())
-        for frame in burst(iface, ident, 1, with_mld=True, mldv1=mldv1):
-            send(frame)
-        # Parse the OUI database while we wait for replies, not after.
-        threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
+        w = _Window(sock, iface, analysis, timeout, ident, watch, on_frame, on_changes or (lambda changes: None))
+        try:
+            # What the kernel already knew, read before our probes refresh it.
+            w.notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
+            frames = burst(iface, ident, 1, with_mld=True, mldv1=mldv1)  # built before the clock starts
+            # reply times count from the first probe on the wire (as from a capture of it)
+            analysis.book.note_multicast_echo(ident, time.time())
+            for frame in frames:
+                sock.send(frame)
+            # Parse the OUI database while we wait for replies, not after.
+            threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
+            return w.run(on_window_end)
+        except KeyboardInterrupt:
+            if not w.open or watch:
+                raise  # Ctrl-C is how --watch ends: the caller says so
+            elapsed = time.monotonic() - w.start
+            for frame in sock.queued():
+                w.take(frame)
+            analysis.interrupted = True
+            return elapsed
+
+
+class _Window:
+    """The probe window: read answers, send NS follow-ups and the second burst,
+    until the window ends (or for ever with --watch)."""
+
+    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify):
+        self.sock, self.iface, self.analysis = sock, iface, analysis
+        self.timeout, self.ident, self.watch = timeout, ident, watch
+        self.on_frame, self.notify = on_frame, notify
+        self.start = self.last_news = time.monotonic()
+        self.open = True
+
+    def take(self, frame) -> None:
+        if self.on_frame:
+            self.on_frame(frame)
+        changes = self.analysis.feed(frame)
+        if changes:
+            self.last_news = time.monotonic()
+        self.notify(changes)
+
+    def run(self, on_window_end) -> float:
+        start, timeout, book = self.start, self.timeout, self.analysis.book
         tries: dict[str, int] = {}
         next_ns, resend_at = start, start + timeout * RESEND_FRACTION
-        deadline = None if watch else start + timeout
+        deadline = None if self.watch else start + timeout
         quiet = max(QUIET_MIN, timeout * QUIET_FRACTION)
-        last_news = start
-        window_open = True
-
-        def take(frame) -> None:
-            nonlocal last_news
-            if on_frame:
-                on_frame(frame)
-            changes = analysis.feed(frame)
-            if changes:
-                last_news = time.monotonic()
-            notify(changes)
-
-        for frame in sock.frames(deadline):
+        send = self.sock.send
+        for frame in self.sock.frames(deadline):
             if frame is not None:
-                take(frame)
+                self.take(frame)
             now = time.monotonic()
-            if window_open and _window_over(now - start, now - last_news, timeout, quiet):
-                window_open = False
+            if self.open and _window_over(now - start, now - self.last_news, timeout, quiet):
+                self.open = False
                 elapsed = now - start
-                for frame in sock.queued():  # answers that arrived in time but were not read yet
-                    take(frame)
+                for frame in self.sock.queued():  # answers that arrived in time but were not read yet
+                    self.take(frame)
                 if on_window_end:
                     on_window_end(elapsed)
-                if not watch:
+                if not self.watch:
                     return elapsed
             if resend_at and now >= resend_at:
                 resend_at = 0
-                for f in burst(iface, ident, 2, with_mld=False, mldv1=False):
+                for f in burst(self.iface, self.ident, 2, with_mld=False, mldv1=False):
                     send(f)
             if now >= next_ns:
                 next_ns = now + NS_INTERVAL
-                for target, heard in analysis.book.ns_candidates(iface.prefixes):
+                for target, heard in book.ns_candidates(self.iface.prefixes):
                     if tries.get(target, 0) < (NS_TRIES if heard else 1):
                         tries[target] = tries.get(target, 0) + 1
-                        send(neighbor_solicitation(iface.mac, iface.link_local, target))
+                        send(neighbor_solicitation(self.iface.mac, self.iface.link_local, target))
         elapsed = time.monotonic() - start
-        for frame in sock.queued():
-            take(frame)
+        for frame in self.sock.queued():
+            self.take(frame)
         return elapsed

@@ -92,9 +92,13 @@ def _from_capture(path: str, iface: str | None, as_json: bool = False):
 
 
 def _live(iface, duration, write, solicit_router, dhcpv6, pd, ns_targets, verbose):
-    from v6diag.core import netlink
+    from v6diag.core import netlink, privilege
     from v6diag.trace import probe
     from v6diag.trace.exchanges import TraceAnalysis
+
+    # a packet socket; holding UDP 546 for the Solicit's answer is a privileged port
+    privilege.require(["CAP_NET_RAW"] + (["CAP_NET_BIND_SERVICE"] if dhcpv6 else []), f"listening on {iface}",
+                      "`v6diag trace --pcap FILE` reads a capture (`tcpdump -w FILE icmp6 or udp port 546 or 547`)")
 
     if iface == "any":  # every interface, passively: no addresses or MTU of our own
         info, link_mtu = netlink.Interface("any", 0, "", "", False, [], []), None

@@ -17,7 +17,11 @@ CLIENT_MSGS = {"solicit", "request", "confirm", "renew", "rebind", "release", "d
 SERVER_MSGS = {"advertise", "reply", "reconfigure"}
 RS_WINDOW = 4.0  # s: an RA this soon after an RS answers it (RFC 4861 6.2.6 delays <= 0.5 s)
 DAD_WINDOW = 1.5  # s: RetransTimer (1 s) * DupAddrDetectTransmits, with slack
-NO_REPLY_GRACE = 2.0  # s of capture after a lone request before "no reply" is claimed
+# How long an unanswered request must have been watched before "no answer" is said:
+# RFC 8415 7.6 SOL_TIMEOUT/INF_TIMEOUT/REQ_TIMEOUT 1 s (a client retransmits then);
+# RFC 4861 10 MAX_RA_DELAY_TIME 0.5 s (routers answer an RS within it), doubled for slow links
+DHCPV6_TIMEOUT = 1.0
+RA_GRACE = 1.0
 
 
 @dataclass
@@ -39,7 +43,8 @@ class TraceAnalysis:
         self.malformed = 0
         self.malformed_examples: list[str] = []
         self.messages = 0
-        self.last_ts = 0.0
+        self.last_ts = 0.0  # the newest frame seen
+        self.end_ts = 0.0  # live: when listening ended (a quiet link's last frame is our own probe)
         self.exchanges: list[Exchange] = []
         self.routers: dict[str, dict] = {}
         self.problems: list[tuple[Message, str]] = []
@@ -185,7 +190,7 @@ class TraceAnalysis:
                                              asked_by_us=self.own_mac is not None and self.own_mac in p.macs))
         self._ns.clear()
         for client, p in self._rs.items():
-            self.exchanges.append(RsExchange(client=client, time=round(p.first, 6), requests=p.count))
+            self.exchanges.append(RsExchange(client=client, time=round(p.first, 6), requests=p.count, last=p.last))
         self._rs.clear()
         for ex in self.dhcp.values():
             ex.retransmissions = ex.requests - 1

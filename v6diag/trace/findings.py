@@ -6,7 +6,7 @@ import ipaddress
 
 from v6diag.core.constants import IPV6_MIN_MTU as MIN_MTU
 from v6diag.core.report import Finding
-from v6diag.trace.exchanges import NO_REPLY_GRACE, TraceAnalysis
+from v6diag.trace.exchanges import DHCPV6_TIMEOUT, RA_GRACE, TraceAnalysis
 from v6diag.trace.report import DadExchange, NsExchange, RsExchange
 
 
@@ -86,12 +86,13 @@ def _pd(t: TraceAnalysis) -> list[Finding]:
 def _dhcp(t: TraceAnalysis) -> list[Finding]:
     out, seen = [], set()
     for ex in t.dhcp.values():
-        waited = t.last_ts - ex.last
-        if not ex.answered and (ex.requests >= 2 or waited >= NO_REPLY_GRACE) and ex.kind != "release":
+        waited = max(t.last_ts, t.end_ts) - ex.last  # to the end of the window or capture
+        if not ex.answered and (ex.requests >= 2 or waited >= DHCPV6_TIMEOUT) and ex.kind != "release":
             out.append(Finding.error("dhcpv6-no-reply",
                                      f"no DHCPv6 server answered {ex.client}'s {ex.kind} "
                                      f"({ex.requests} sent)",
-                                     evidence=f"xid {ex.xid:#x}",
+                                     evidence=f"xid {ex.xid:#x}; {waited:.1f} s after the last one (a client "
+                                              "retransmits after 1 s, RFC 8415 7.6)",
                                      fix="start a DHCPv6 server on this link (or a relay to one); check that "
                                          "UDP 547 is not filtered on the server"))
         for st in ex.status:
@@ -115,9 +116,13 @@ def _nd(t: TraceAnalysis) -> list[Finding]:
                                      fix="give one of the devices another address (or interface ID)"))
         if isinstance(ex, NsExchange) and not ex.answered and ex.requests >= 2:
             out.append(_ns_unanswered(t, ex))
-        if isinstance(ex, RsExchange) and not ex.answered and ex.requests >= 2 and not t.routers:
-            out.append(Finding.warning("no-router",
-                                       f"{ex.client} solicited routers {ex.requests} times and none answered",
+        waited = max(t.last_ts, t.end_ts) - ex.last if isinstance(ex, RsExchange) else 0
+        if isinstance(ex, RsExchange) and not ex.answered and (ex.requests >= 2 or waited >= RA_GRACE) \
+                and not t.routers:
+            sent = f"{ex.requests} Router Solicitation{'s' if ex.requests != 1 else ''}"
+            out.append(Finding.warning("no-router", f"{sent} from {ex.client} got no Router Advertisement",
+                                       evidence=f"{waited:.1f} s after the last one; routers answer within 0.5 s "
+                                                "(RFC 4861 10, MAX_RA_DELAY_TIME)",
                                        fix="start a router advertisement daemon (radvd) on the router's interface, "
                                            "with IPv6 forwarding on"))
     return out

@@ -116,6 +116,7 @@ def listen(info, analysis, duration: float, write: str | None, solicit_router: b
             for frame in sock.queued():
                 record(frame)
         finally:
+            analysis.end_ts = time.time()  # unanswered probes are judged against this
             if port:
                 port.close()
             if writer:

@@ -60,6 +60,7 @@ class RsExchange:
     answered: bool = False
     router: str | None = None
     latency_ms: float | None = None
+    last: float = field(default=0.0, metadata=meta(json=False))  # the last RS sent
 
 
 @dataclass

@@ -151,6 +151,10 @@ def route(f: HostFacts, role: str) -> Finding:
             return check("route", PASS, f"default route via {t.name}" + (f" ({d.gateway})" if d.gateway else ""))
         if f.target and f.target_dev == t.name:
             return check("route", PASS, f"{f.target} is routed via {t.name} (no default route through it)")
+        through = [r.dst for r in f.routes if r.dev == t.name and r.dst != "::/0"]
+        if through:  # e.g. the peer's /64, connected: reachable, just not the world
+            return check("route", PASS, f"{', '.join(through)} routed via {t.name}; no default route through it, "
+                         "so only those addresses use the tunnel")
         peers = peer_addresses(f, role)
         # sit/wireguard are point-to-point: `dev` is enough; vxlan/gre-tap need a next hop
         via = f" via {peers[0]}" if peers and t.kind in ("vxlan", "geneve", "gretap", "ip6gretap") else ""

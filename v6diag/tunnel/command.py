@@ -94,6 +94,11 @@ def _check(iface, role, ext, target, kind, live):
     from v6diag.tunnel.report import TunnelReport
 
     facts = host.read(iface, kind, ext, target)
+    if live:
+        from v6diag.core import privilege
+
+        privilege.require(["CAP_NET_RAW"], f"pinging through {iface} and watching its underlay",
+                          f"`v6diag tunnel -i {iface} --no-live` checks the configuration without privileges")
     role = role or an.detect_role(facts)
     t = facts.tunnel
     checks = an.config_checks(facts, role)
@@ -109,13 +114,17 @@ def _check(iface, role, ext, target, kind, live):
             if t.kind == "wireguard" else WIREGUARD_PORTS
         r = probe.run(peer, target, t.mtu, t.underlay, vx, wg)
         underlay = r.tally.report() if r.captured else None
-        encap = lv.encap_live(t, r.tally, t.remote, t.underlay if r.captured else None, role)
+        if peer or target:
+            encap = lv.encap_live(t, r.tally, t.remote, t.underlay if r.captured else None, role)
+        else:  # nothing was sent through the tunnel: the underlay cannot have shown anything
+            encap = check(an.encap_id(t.kind), SKIP, "no probe sent: no peer address is known "
+                          "(give --target ADDR, an address beyond the tunnel)")
         if static:  # the firewall verdict names the rule; the capture is the evidence
             encap = replace(static, message=f"{static.message}; underlay: {encap.message}")
         peer_ok = any(p.replied for p in r.peer)
         checks += [encap, lv.reach("reach-peer", peer, r.peer),
                    lv.reach("reach-target", target, r.target, peer_ok, role, iface),
-                   lv.pmtu(t, peer, r.full, r.largest, sum(r.tally.fragmented.values()))]
+                   lv.pmtu(t, r.sized, r.full, r.largest, sum(r.tally.fragmented.values()))]
     else:
         checks.append(static or check(an.encap_id(t.kind), SKIP, "--no-live: underlay not watched"))
         checks += [check(i, SKIP, "--no-live") for i in ("reach-peer", "reach-target", "pmtu")]

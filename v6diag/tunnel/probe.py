@@ -141,6 +141,7 @@ class LiveResult:
     largest: int | None = None
     tally: EncapTally = field(default_factory=EncapTally)
     captured: bool = False
+    sized: str | None = None  # the address the path MTU was probed to
 
 
 class UnderlayCapture:
@@ -192,10 +193,14 @@ def run(peer: str | None, target: str | None, mtu: int, underlay: str | None,
             out.peer = pinger.ping(peer)
         if target:
             out.target = pinger.ping(target)
-        if peer and any(p.replied for p in out.peer):
-            out.full = probe_size(pinger, peer, mtu)
+        # path MTU through the tunnel: to the peer, or to --target when the peer is
+        # unknown or silent and the target answers
+        out.sized = peer if any(p.replied for p in out.peer) else \
+            target if any(p.replied for p in out.target) else None
+        if out.sized:
+            out.full = probe_size(pinger, out.sized, mtu)
             if not out.full.replied:
-                out.largest = largest_size(pinger, peer, MIN_MTU, min(out.full.mtu or mtu, mtu - 1))
+                out.largest = largest_size(pinger, out.sized, MIN_MTU, min(out.full.mtu or mtu, mtu - 1))
     finally:
         pinger.close()
         if capture:

@@ -85,12 +85,13 @@ def reach(cid: str, target: str | None, probes: list[ProbeResult], peer_ok: bool
 
 def pmtu(t: TunnelLink, peer: str | None, full: ProbeResult | None, largest: int | None,
          fragmented: int = 0) -> Finding:
-    """`full` is a don't-fragment probe the size of the tunnel MTU; `largest` the
+    """`peer` is the address probed (the peer, or --target when only it answered);
+    `full` is a don't-fragment probe the size of the tunnel MTU; `largest` the
     biggest size that got an answer when it did not; `fragmented` how many
     encapsulated packets the underlay split (the inner DF says nothing about the
     outer header: VXLAN's default `df unset` lets IPv4 fragment it)."""
     if not peer or full is None:
-        return check("pmtu", SKIP, "peer not reachable: path MTU not probed")
+        return check("pmtu", SKIP, "neither the peer nor --target answered: path MTU not probed")
     if full.replied and fragmented:
         best = (t.underlay_mtu or 0) - overhead(t)
         return check("pmtu", WARN, f"{full.size}-byte packets cross only because the underlay fragments them "
