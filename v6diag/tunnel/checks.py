@@ -152,7 +152,7 @@ def route(f: HostFacts, role: str) -> Finding:
         if f.target and f.target_dev == t.name:
             return check("route", PASS, f"{f.target} is routed via {t.name} (no default route through it)")
         through = [r.dst for r in f.routes if r.dev == t.name and r.dst != "::/0"]
-        if through:  # e.g. the peer's /64, connected: reachable, just not the world
+        if through and not d:  # e.g. the peer's /64, connected, and no default route elsewhere either
             return check("route", PASS, f"{', '.join(through)} routed via {t.name}; no default route through it, "
                          "so only those addresses use the tunnel")
         peers = peer_addresses(f, role)
