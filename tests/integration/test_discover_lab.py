@@ -235,8 +235,8 @@ def test_ctrl_c_during_the_probe_window_reports_what_was_heard(lan, v6diag_cmd):
     out = proc.stdout.read()
     proc.wait(timeout=20)
     err.thread.join(timeout=20)
+    assert proc.returncode == 0 and out, (proc.returncode, "".join(err.lines))
     report = json.loads(out)
-    assert proc.returncode == 0, "".join(err.lines)
     assert report["hosts"] and {h["mac"] for h in report["hosts"]} <= {h.mac for h in lan.hosts}
     assert "window-interrupted" in {f["code"] for f in report["findings"]}
     assert report["duration_s"] < 20

@@ -141,3 +141,23 @@ def test_hand_packed_ns_is_byte_for_byte_what_scapy_builds(target):
     ref = bytes(Ether(src=US_MAC, dst=multicast_mac(group)) / IPv6(src=US_LL, dst=group, hlim=255)
                 / ICMPv6ND_NS(tgt=target) / ICMPv6NDOptSrcLLAddr(lladdr=US_MAC))
     assert probe.neighbor_solicitation(US_MAC, US_LL, target) == ref
+
+
+def test_every_hand_packed_probe_is_byte_for_byte_what_scapy_builds():
+    """What discover sent when it built probes with scapy, now packed by hand."""
+    from scapy.layers.inet6 import (
+        HBHOptUnknown, ICMPv6EchoRequest, ICMPv6MLQuery, ICMPv6MLQuery2, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop,
+        RouterAlert,
+    )
+
+    l2 = Ether(src=US_MAC, dst="33:33:00:00:00:01")
+    ip = IPv6(src=US_LL, dst="ff02::1", hlim=255)
+    opt = HBHOptUnknown(otype=0x80, optdata=b"\x00" * 4)
+    echo = ICMPv6EchoRequest(id=7, seq=2, data=probe.PAYLOAD)
+    assert probe.echo_probe(US_MAC, US_LL, 7, 2) == bytes(l2 / ip / echo)
+    assert probe.dest_opt_probe_nh59(US_MAC, US_LL) == bytes(l2 / ip / IPv6ExtHdrDestOpt(nh=59, options=[opt]))
+    assert probe.dest_opt_probe_icmp(US_MAC, US_LL, 7, 2) == bytes(l2 / ip / IPv6ExtHdrDestOpt(options=[opt]) / echo)
+    mld = IPv6(src=US_LL, dst="ff02::1", hlim=1) / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
+    assert probe.mld_query(US_MAC, US_LL, 2) == bytes(l2 / mld / ICMPv6MLQuery2(mrd=probe.MLD_MAX_RESPONSE_MS,
+                                                                                   QRV=2, QQIC=125))
+    assert probe.mld_query(US_MAC, US_LL, 1) == bytes(l2 / mld / ICMPv6MLQuery(mrd=probe.MLD_MAX_RESPONSE_MS))

@@ -84,9 +84,9 @@ def _report(tally, source, name, duration, problem=None, live=None):
         found += offload_findings(tally, live)
     counts = {k: tally.counts.get(k, 0) for k in (*KINDS, *NOTES)}
     flows = [FlowCounts(f.src, f.dst, f.dport, f.vni, c["packets"], {k: v for k, v in c.items() if k != "packets"})
-             for f, c in tally.flow_rows()[:100]]
+             for f, c in tally.flow_rows(100)]
     return ChecksumReport(source, name, list(tally.ports), tally.packets, tally.vxlan_packets, counts,
-                          flows, found, duration, live, tally.kept)
+                          flows, tally.flows.other_row(), found, duration, live, tally.kept)
 
 
 class Saver:

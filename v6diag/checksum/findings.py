@@ -18,14 +18,14 @@ def findings(t: ChecksumTally, capture_problem: str | None = None) -> list[Findi
     bad = t.bad_total()
     if bad:
         by_kind = ", ".join(f"{t.counts[k]} {k}" for k in KINDS if k.endswith("_bad") and t.counts[k])
-        worst = max(t.flow_rows(), key=lambda r: sum(r[1][k] for k in KINDS if k.endswith("_bad")))
+        worst = t.flows.worst([k for k in KINDS if k.endswith("_bad")])
         fix = ("the sender wrote a wrong checksum: receivers drop these packets and count them in "
                "UDP InCsumErrors (`nstat -az UdpInCsumErrors`). A VXLAN packet NATed twice on the sender "
                "(kube-proxy/flannel, fixed in Kubernetes 1.16.13/1.17.9/1.18.6) is the known cause; "
                "workaround: `ethtool -K flannel.1 tx-checksum-ip-generic off` on the sending node")
         out.append(Finding.error("checksum-bad",
                                  f"{bad} checksums are wrong ({by_kind})",
-                                 evidence=f"worst flow: {worst[0].text()}", fix=fix))
+                                 evidence=f"worst flow: {worst.text()}" if worst else "", fix=fix))
     partial = t.partial_total()
     if partial:
         confirmed = f"; the kernel confirmed {t.kernel_not_ready} as not yet computed" if t.kernel_not_ready else ""
@@ -82,7 +82,7 @@ def _offload_layers(t: ChecksumTally, live: LiveCapture) -> list[Finding]:
     if sent["vxlan"] and sent["partial"] * 2 > sent["vxlan"]:
         inner = sum(sent[k] for k in INNER_PARTIAL)
         outer = sent["outer_udp_partial"]
-        ports = {f.dport for f, _ in t.flow_rows()}
+        ports = t.flows.ports()
         vx_on = [d.name for d in live.vxlan_devices if d.offload.get(TX_CSUM) and (d.port in ports or not ports)]
         layers, fixes = [], []
         if inner:

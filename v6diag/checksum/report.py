@@ -97,6 +97,7 @@ class ChecksumReport:
     vxlan_packets: int
     counts: dict[str, int]  # every flagged kind and class, zeros included
     flows: list[FlowCounts]  # busiest first
+    other_flows: dict[str, int]  # {"packets", verdict...}: flows beyond the bounded table (flows.CAPACITY)
     findings: list[Finding]
     duration_s: float = field(metadata=meta(round=3))
     live: LiveCapture | None = None

@@ -11,21 +11,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from v6diag.checksum.report import Example, FlaggedRow, Flow
+from v6diag.checksum.flows import FlowTable
+from v6diag.checksum.report import Example, FlaggedRow
 from v6diag.checksum.verify import CLEAN, KINDS, OUTER_UDP6_ZERO, OUTER_UDP_ZERO, UNVERIFIABLE, verify
 from v6diag.checksum.verify_fast import KEY_BYTES, key_of, verify_batch
 from v6diag.core.frames import Batch
-from v6diag.core.inet import ip_text
 
 NOTES = (CLEAN, UNVERIFIABLE, OUTER_UDP_ZERO, OUTER_UDP6_ZERO)
+# per-flow counts in the order verify_fast produces them (notes, then flags): the
+# JSON's per-flow "counts" keep the order they always had
+FLOW_COLUMNS = (OUTER_UDP_ZERO, OUTER_UDP6_ZERO, UNVERIFIABLE, CLEAN, "outer_ip_bad", "inner_ip_bad", "inner_udp_bad",
+                "inner_tcp_partial", "inner_tcp_bad", "inner_udp_partial", "inner_icmp_bad", "inner_icmpv6_bad",
+                "outer_udp_partial", "outer_udp_bad")
 OUTER_FRAGMENT = "outer IP fragment"  # the reason both verifiers give
-
-
-def flow_of(key: bytes) -> Flow:
-    v4 = key[0] == 4
-    src = key[1:5] if v4 else key[1:17]
-    dst = key[17:21] if v4 else key[17:33]
-    return Flow(ip_text(src), ip_text(dst), int.from_bytes(key[33:35], "big"), int.from_bytes(key[35:38], "big"))
 
 
 @dataclass
@@ -36,7 +34,7 @@ class ChecksumTally:
     packets: int = 0
     vxlan_packets: int = 0
     counts: Counter = field(default_factory=Counter)
-    flows: dict[bytes, Counter] = field(default_factory=dict)
+    flows: FlowTable = field(default_factory=lambda: FlowTable(FLOW_COLUMNS))
     kept: list[Example] = field(default_factory=list)
     unverifiable_why: Counter = field(default_factory=Counter)
     kernel_not_ready: int = 0  # flagged partial packets the kernel confirmed as CHECKSUM_PARTIAL
@@ -96,30 +94,31 @@ class ChecksumTally:
             return
         self.vxlan_packets += n
         keys, inverse = np.unique(cols.key.view(f"V{KEY_BYTES}").ravel(), return_inverse=True)
-        flows = [self.flows.setdefault(bytes(k), Counter()) for k in keys]
-        for i, c in zip(*np.unique(inverse, return_counts=True)):
-            flows[i]["packets"] += int(c)
-        local_flow = [flow_of(bytes(k)) for k in keys]
+        inverse = inverse.ravel()
+        table = self.flows
+        per_flow = np.zeros((len(keys), len(table.columns)), np.int64)  # this batch's counts, per flow
+        per_flow[:, 0] = np.bincount(inverse, minlength=len(keys))
         for name, mask in cols.notes.items():
             total = int(mask.sum())
             if total:
                 self.counts[name] += total
-                for i, c in zip(*np.unique(inverse[mask], return_counts=True)):
-                    flows[i][name] += int(c)
+                per_flow[:, table.col[name]] = np.bincount(inverse[mask], minlength=len(keys))
         for why, mask in cols.why.items():
             if mask.any():
                 self.unverifiable_why[why] += int(mask.sum())
-        first = batch.first_index
+        first, ts = batch.first_index, batch.ts
+        key_bytes = [bytes(k) for k in keys]
         for kind, (mask, fld, exp) in cols.flags.items():
             where = np.nonzero(mask)[0]
             if len(where) == 0:
                 continue
             self.counts[kind] += len(where)
-            for i, c in zip(*np.unique(inverse[where], return_counts=True)):
-                flows[i][kind] += int(c)
+            per_flow[:, table.col[kind]] = np.bincount(inverse[where], minlength=len(keys))
             idx, f_, e_, inv = cols.index[where].tolist(), fld[where].tolist(), exp[where].tolist(), inverse[where].tolist()
-            ts = batch.ts
-            rows.extend(FlaggedRow.of(i, ts[i - first], kind, f, e, local_flow[j]) for i, f, e, j in zip(idx, f_, e_, inv))
+            # addresses are formatted only for flows with flagged packets, once each
+            rows.extend(FlaggedRow.of(i, ts[i - first], kind, f, e, table.text(key_bytes[j]))
+                        for i, f, e, j in zip(idx, f_, e_, inv))
+        table.merge(key_bytes, per_flow)
 
     def _add_slow(self, batch: Batch, pos: int, rows: list[FlaggedRow]) -> None:
         off, n = batch.offsets[pos], batch.lengths[pos]
@@ -128,18 +127,20 @@ class ChecksumTally:
             return
         self.vxlan_packets += 1
         key = key_of(4 if len(v.outer_src) == 4 else 6, v.outer_src, v.outer_dst, v.dport, v.vni)
-        flow = self.flows.setdefault(key, Counter())
-        flow["packets"] += 1
+        table = self.flows
+        row = np.zeros((1, len(table.columns)), np.int64)
+        row[0, 0] = 1
         for note in v.notes:
             self.counts[note] += 1
-            flow[note] += 1
+            row[0, table.col[note]] += 1
         if v.why:
             self.unverifiable_why[v.why] += 1
         index = batch.first_index + pos
         for f in v.flags:
             self.counts[f.kind] += 1
-            flow[f.kind] += 1
-            rows.append(FlaggedRow.of(index, batch.ts[pos], f.kind, f.field, f.expected, flow_of(key)))
+            row[0, table.col[f.kind]] += 1
+            rows.append(FlaggedRow.of(index, batch.ts[pos], f.kind, f.field, f.expected, table.text(key)))
+        table.merge([key], row)
 
     # -- results -------------------------------------------------------------
     def bad_total(self) -> int:
@@ -148,7 +149,6 @@ class ChecksumTally:
     def partial_total(self) -> int:
         return sum(self.counts[k] for k in KINDS if k.endswith("_partial"))
 
-    def flow_rows(self) -> list[tuple[Flow, Counter]]:
-        rows = [(flow_of(k), c) for k, c in self.flows.items()]
-        rows.sort(key=lambda r: (-r[1]["packets"], r[0].text()))
-        return rows
+    def flow_rows(self, n: int = 100):
+        """The n busiest flows: (Flow, {"packets": n, verdict: n...})."""
+        return self.flows.top(n)

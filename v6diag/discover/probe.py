@@ -7,29 +7,20 @@ hosts into MLDv1 compatibility mode for ~260 s, RFC 3810 8.2.1)."""
 
 from __future__ import annotations
 
+import ipaddress
+import struct
 import threading
 import time
 from collections.abc import Callable
 
-from scapy.layers.inet6 import (
-    HBHOptUnknown,
-    ICMPv6EchoRequest,
-    ICMPv6MLQuery,
-    ICMPv6MLQuery2,
-    IPv6,
-    IPv6ExtHdrDestOpt,
-    IPv6ExtHdrHopByHop,
-    RouterAlert,
-)
-from scapy.layers.l2 import Ether
-
-from v6diag.core.ndp import neighbor_solicitation
+from v6diag.core.constants import ND_HOP_LIMIT
+from v6diag.core.ndp import icmpv6_frame, neighbor_solicitation
 from v6diag.core.netlink import Interface
 from v6diag.core.packet_socket import PacketSocket
+from v6diag.core.vendor import vendor_of
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.book import Change
 from v6diag.discover.host import neighbour_sightings
-from v6diag.core.vendor import vendor_of
 
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"
@@ -54,38 +45,46 @@ def _window_over(elapsed: float, since_news: float, timeout: float, quiet: float
     return elapsed >= mld_due and since_news >= quiet  # repeat the echo/option probes once, for lossy links (Wi-Fi)
 
 
-def _l2(src_mac: str, dst_mac: str = ALL_NODES_MAC) -> Ether:
-    return Ether(src=src_mac, dst=dst_mac)
+NH_HOP_BY_HOP, NH_DEST_OPTS, NH_NONE, NH_ICMPV6 = 0, 60, 59, 58
+ECHO_REQUEST, MLD_QUERY = 128, 130
+# RFC 8200 4.2: an 8-octet Destination Options header holding one option of type
+# 0x80 (unknown, "discard and send Parameter Problem even to multicast"), 4 zero octets
+UNKNOWN_OPTION_HEADER = struct.pack("!BB", UNKNOWN_OPTION, 4) + bytes(4)
+# RFC 2711 Router Alert (value 0: MLD) and a 0-length PadN, in an 8-octet Hop-by-Hop header
+ROUTER_ALERT = bytes([5, 2, 0, 0, 1, 0])
+
+
+def _echo(ident: int, seq: int) -> bytes:
+    return struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, seq) + PAYLOAD
 
 
 def echo_probe(src_mac: str, src_ip: str, ident: int, seq: int) -> bytes:
-    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255)
-                 / ICMPv6EchoRequest(id=ident, seq=seq, data=PAYLOAD))
-
-
-def _unknown_dest_opt(nh: int | None = None) -> IPv6ExtHdrDestOpt:
-    opt = HBHOptUnknown(otype=UNKNOWN_OPTION, optdata=b"\x00" * 4)  # 2+2+4 = 8 octets
-    return IPv6ExtHdrDestOpt(options=[opt]) if nh is None else IPv6ExtHdrDestOpt(nh=nh, options=[opt])
+    return icmpv6_frame(src_mac, ALL_NODES_MAC, src_ip, ALL_NODES, ND_HOP_LIMIT, _echo(ident, seq))
 
 
 def dest_opt_probe_nh59(src_mac: str, src_ip: str) -> bytes:
     """No upper layer (Next Header 59): passes firewalls that drop only echo."""
-    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255) / _unknown_dest_opt(59))
+    s, d = (ipaddress.IPv6Address(a).packed for a in (src_ip, ALL_NODES))
+    ext = bytes([NH_NONE, 0]) + UNKNOWN_OPTION_HEADER
+    return (bytes.fromhex(ALL_NODES_MAC.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x86\xdd"
+            + struct.pack("!IHBB16s16s", 6 << 28, len(ext), NH_DEST_OPTS, ND_HOP_LIMIT, s, d) + ext)
 
 
 def dest_opt_probe_icmp(src_mac: str, src_ip: str, ident: int, seq: int) -> bytes:
     """The option in front of an echo request: answered even with echo_ignore_all=1,
     because options are processed before the upper layer."""
-    return bytes(_l2(src_mac) / IPv6(src=src_ip, dst=ALL_NODES, hlim=255) / _unknown_dest_opt()
-                 / ICMPv6EchoRequest(id=ident, seq=seq, data=PAYLOAD))
+    return icmpv6_frame(src_mac, ALL_NODES_MAC, src_ip, ALL_NODES, ND_HOP_LIMIT, _echo(ident, seq),
+                        ext=bytes([NH_ICMPV6, 0]) + UNKNOWN_OPTION_HEADER, first_nh=NH_DEST_OPTS)
 
 
 def mld_query(src_mac: str, link_local: str, version: int = 2) -> bytes:
-    """General query: link-local source, hop limit 1, Router Alert (RFC 3810 5, 6.2)."""
-    query = (ICMPv6MLQuery2(mrd=MLD_MAX_RESPONSE_MS, QRV=2, QQIC=125) if version == 2
-             else ICMPv6MLQuery(mrd=MLD_MAX_RESPONSE_MS))
-    return bytes(_l2(src_mac) / IPv6(src=link_local, dst=ALL_NODES, hlim=1)
-                 / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)]) / query)
+    """General query: link-local source, hop limit 1, Router Alert (RFC 3810 5, 6.2);
+    version 2 adds QRV 2 and QQIC 125 s (RFC 3810 5.1.8, 5.1.9)."""
+    query = struct.pack("!BBHHH16s", MLD_QUERY, 0, 0, MLD_MAX_RESPONSE_MS, 0, bytes(16))
+    if version == 2:
+        query += struct.pack("!BBH", 2, 125, 0)
+    return icmpv6_frame(src_mac, ALL_NODES_MAC, link_local, ALL_NODES, 1, query,
+                        ext=bytes([NH_ICMPV6, 0]) + ROUTER_ALERT, first_nh=NH_HOP_BY_HOP)
 
 
 def burst(iface: Interface, ident: int, seq: int, with_mld: bool, mldv1: bool) -> list[bytes]:

@@ -78,7 +78,7 @@ def _check(path: str, url: str) -> int:
     if not text.lstrip().startswith("#") and "\t" not in text[:4096]:
         raise InputError(f"{url}: not Wireshark's manuf file (no tab-separated blocks)")
     try:
-        parser = vendor.parse(path)
+        parser = vendor.parse(path, quiet=True)
     except Exception as e:
         raise InputError(f"{url}: does not parse as Wireshark's manuf file ({type(e).__name__}: {e})") from e
     entries = len(getattr(parser, "_masks", {}))
