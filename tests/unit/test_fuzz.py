@@ -39,7 +39,10 @@ from tests.conftest import PCAPS
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.decode import Decoded, MalformedPacket, decode_frame
 from v6diag.core.errors import DataError, InputError
-from v6diag.core.frames import Frame
+from v6diag.core.frames import Batch, Frame
+from v6diag.core.report import to_json
+from v6diag.trace.command import _report as _trace_report
+from v6diag.trace.exchanges import TraceAnalysis
 from v6diag.core.capture import MAX_BLOCK, CaptureReader
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,
@@ -201,7 +204,16 @@ def check_decode(frames: list[Frame]) -> int:
         analysis.feed(f)
     assert analysis.packets == len(frames)
     assert analysis.malformed == bad
-    analysis.report(None, 0.0, "pcap")  # the report is built from what feed kept
+    report = to_json(analysis.report(None, 0.0, "pcap"))  # the report is built from what feed kept
+    # the batch paths (capture reading) give the same reports as frame by frame
+    batched = DiscoveryAnalysis()
+    batched.feed_batch(Batch.of(frames, 0))
+    assert to_json(batched.report(None, 0.0, "pcap")) == report
+    one, many = TraceAnalysis(), TraceAnalysis()
+    for f in frames:
+        one.feed(f)
+    many.feed_batch(Batch.of(frames, 0))
+    assert to_json(_trace_report(one, "pcap", 0.0)) == to_json(_trace_report(many, "pcap", 0.0))
     event(f"malformed: {bad}/{len(frames)}")
     return bad
 

@@ -4,6 +4,7 @@ vendor; locally administered MACs have none; the user's download wins when newer
 
 from __future__ import annotations
 
+import marshal
 import os
 import shutil
 
@@ -68,3 +69,41 @@ def test_a_newer_download_wins_and_the_registry_is_filtered(tmp_path):
     assert vendor.vendor_of("b8:27:eb:00:00:01") == "Raspberry Pi Foundation (renamed)"
     assert vendor.vendor_of("00:de:ad:00:00:01") is None
     shutil.rmtree(folder)
+
+
+def _fresh():
+    for f in (vendor.chosen, vendor._parser, vendor.vendor_of):
+        f.cache_clear()
+
+
+def test_the_parsed_table_is_kept_and_gives_the_same_answers():
+    """The first run parses manuf and keeps the table in the cache; the next one
+    reads it instead of parsing (same answers, same block count)."""
+    first = vendor.vendor_of("08:25:32:05:00:01"), vendor.used().entries
+    assert vendor._index_file().is_file()
+    _fresh()
+    assert vendor._indexed(vendor.chosen().path) is not None
+    assert (vendor.vendor_of("08:25:32:05:00:01"), vendor.used().entries) == first
+    assert vendor.vendor_of("00:1b:c5:00:1a:07") == "OpenRB.com, Direct SIA"
+
+
+def test_a_stale_or_damaged_table_is_parsed_again():
+    vendor.vendor_of("b8:27:eb:00:00:01")
+    index = vendor._index_file()
+    index.write_bytes(index.read_bytes()[:1000])  # cut short
+    _fresh()
+    assert vendor._indexed(vendor.chosen().path) is None
+    assert vendor.vendor_of("b8:27:eb:00:00:01") == "Raspberry Pi Foundation"
+    assert vendor._indexed(vendor.chosen().path) is not None  # rewritten whole
+    stamp, masks = marshal.loads(index.read_bytes())
+    stamp[-1] -= 1  # made from an older version of the source file
+    index.write_bytes(marshal.dumps([stamp, masks]))
+    assert vendor._indexed(vendor.chosen().path) is None
+
+
+def test_a_cache_that_cannot_be_written_costs_only_time(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    _fresh()
+    assert vendor.vendor_of("b8:27:eb:00:00:01") == "Raspberry Pi Foundation"

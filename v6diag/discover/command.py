@@ -70,8 +70,8 @@ def _from_capture(path: str, iface: str | None, as_json: bool = False):
     reader, progress = open_capture(path, as_json)
     analysis = DiscoveryAnalysis()
     try:
-        for frame in reader:
-            analysis.feed(frame)
+        for batch in reader.batches():
+            analysis.feed_batch(batch)
     finally:
         finish(reader, progress)
     return analysis.report(iface or reader.interface_name, reader.span_s, "pcap", reader.problem)

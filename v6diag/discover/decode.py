@@ -17,12 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from v6diag.core import link
-from v6diag.core.constants import (
-    ETH_IPV6, IPV6_EXT_SKIPPABLE, IPV6_MAX_EXT_HEADERS, ND_HOP_LIMIT, PROTO_ICMPV6,
-)
+from v6diag.core.constants import ETH_IPV6, ND_HOP_LIMIT, PROTO_ICMPV6
 from v6diag.core.frames import Frame
 from v6diag.core.inet import ipv6_text
-from v6diag.core.wire import MalformedPacket, check_nd_options  # noqa: F401  (MalformedPacket: callers catch it)
+from v6diag.core.wire import MalformedPacket, check_nd_options, ipv6_upper  # noqa: F401  (MalformedPacket: callers catch it)
 from v6diag.discover.report import Sighting
 
 # How a device can be seen; the order is the order shown to users.
@@ -93,15 +91,8 @@ def decode_frame(frame: Frame) -> Decoded:
     if not _mac_unicast(mac_raw):
         out.invalid = f"frame from multicast/zero source MAC {link.mac_text(mac_raw)}"
         return out
-    end = min(len(d), ip + 40 + ((d[ip + 4] << 8) | d[ip + 5]))  # the payload length bounds the packet
     src, dst = d[ip + 8 : ip + 24], d[ip + 24 : ip + 40]
-    nh, off = d[ip + 6], ip + 40
-    for _ in range(IPV6_MAX_EXT_HEADERS):  # RFC 8200 4.1: step over the extension headers
-        if nh not in IPV6_EXT_SKIPPABLE or off + 2 > end:
-            break
-        nh, off = d[off], off + (d[off + 1] + 1) * 8
-    if off > end:
-        nh = None  # an extension header runs past the packet: no upper layer to read
+    nh, off, end = ipv6_upper(d, ip)
     _sightings(frame, link.mac_text(mac_raw), frame.outgoing or lh.outgoing, d, off, end, nh, src, dst,
                d[ip + 7], out)
     return out

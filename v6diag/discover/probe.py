@@ -28,7 +28,7 @@ PAYLOAD = b"v6diag discover"
 # RFC 8200 4.2: option types 10xxxxxx make the receiver discard the packet and send
 # a Parameter Problem (code 2) even when the destination is multicast.
 UNKNOWN_OPTION = 0x80
-MLD_MAX_RESPONSE_MS = 500  # hosts answer a general query within this (RFC 3810 5.1.3)
+MLD_MAX_RESPONSE_MS = 250  # hosts answer a general query within this (RFC 3810 5.1.3)
 NS_INTERVAL = 0.12
 NS_TRIES = 2  # for addresses heard; EUI-64 guesses get one try
 RESEND_FRACTION = 0.3

@@ -83,8 +83,8 @@ def _from_capture(path: str, iface: str | None, as_json: bool = False):
     reader, progress = open_capture(path, as_json)
     t = TraceAnalysis(iface)
     try:
-        for frame in reader:
-            t.feed(frame)
+        for batch in reader.batches():
+            t.feed_batch(batch)
     finally:
         finish(reader, progress)
     t.interface = t.interface or reader.interface_name

@@ -1,85 +1,106 @@
 """Neighbor Discovery messages as typed records, for `trace` (RFC 4861, 4191,
-8106, 8781). Option lengths are checked on the raw bytes first (core.dissect);
-scapy's fields are then read as data."""
+8106, 8781), read from the raw bytes: a busy link carries thousands of ND
+messages a second and scapy costs ~50 us each. Option lengths are checked first
+(core.wire.check_nd_options), so every read below is inside the message."""
 
 from __future__ import annotations
 
-import ipaddress
+import struct
 
-from scapy.layers.inet6 import (
-    ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect, ICMPv6ND_RS, ICMPv6NDOptDNSSL,
-    ICMPv6NDOptDstLLAddr, ICMPv6NDOptMTU, ICMPv6NDOptPrefixInfo, ICMPv6NDOptRDNSS, ICMPv6NDOptRouteInfo,
-    ICMPv6NDOptSrcLLAddr,
-)
-
-from v6diag.core.dissect import ND_FIXED, check_nd_options, without_padding
+from v6diag.core.inet import ipv6_text
+from v6diag.core.link import mac_text
+from v6diag.core.wire import check_nd_options
 from v6diag.trace.report import Message
 
+RS, RA, NS, NA, REDIRECT = 133, 134, 135, 136, 137
+ND_KINDS = {RS: "rs", RA: "ra", NS: "ns", NA: "na", REDIRECT: "redirect"}
+ND_FIXED = {RS: 8, RA: 16, NS: 24, NA: 24, REDIRECT: 40}  # RFC 4861 4.1-4.5: octets before the options
 PRF = {0: "medium", 1: "high", 2: "reserved", 3: "low"}  # RFC 4191 2.1
-ND_TYPES = {ICMPv6ND_RS: "rs", ICMPv6ND_RA: "ra", ICMPv6ND_NS: "ns", ICMPv6ND_NA: "na",
-            ICMPv6ND_Redirect: "redirect"}
+# option types (RFC 4861 4.6, RFC 4191 2.3, RFC 8106 5, RFC 8781 4)
+OPT_SOURCE_LLADDR, OPT_TARGET_LLADDR, OPT_PREFIX, OPT_MTU = 1, 2, 3, 5
+OPT_ROUTE, OPT_RDNSS, OPT_DNSSL, OPT_PREF64 = 24, 25, 31, 38
+UNSPECIFIED = bytes(16)
+_U32 = struct.Struct("!I")
 
 
-def _addr(a) -> str:
-    return ipaddress.IPv6Address(a).compressed
-
-
-def nd_message(index: int, ts: float, mac: str | None, ip6, upper) -> Message:
-    kind = ND_TYPES[type(upper)]
-    check_nd_options(without_padding(upper), ND_FIXED[type(upper)])
-    m = Message(index, ts, "nd", kind, _addr(ip6.src), _addr(ip6.dst), mac)
-    if ip6.hlim != 255:  # RFC 4861 6.1 / 7.1: receivers must drop it
-        m.problems.append(f"hop limit {ip6.hlim}, not 255: receivers ignore it")
+def nd_message(index: int, ts: float, mac: str | None, ip: bytes, icmp: bytes) -> Message:
+    """`ip` is the 40-byte IPv6 header, `icmp` the ND message up to where the
+    IPv6 payload length ends it (Ethernet padding cut off)."""
+    kind = ND_KINDS[icmp[0]]
+    check_nd_options(icmp, ND_FIXED[icmp[0]])
+    m = Message(index, ts, "nd", kind, ipv6_text(ip[8:24]), ipv6_text(ip[24:40]), mac)
+    if ip[7] != 255:  # RFC 4861 6.1 / 7.1: receivers must drop it
+        m.problems.append(f"hop limit {ip[7]}, not 255: receivers ignore it")
     d = m.details
     if kind == "ra":
-        d.update(m_flag=bool(upper.M), o_flag=bool(upper.O), h_flag=bool(upper.H), preference=PRF[upper.prf],
-                 router_lifetime=upper.routerlifetime, reachable_ms=upper.reachabletime,
-                 retrans_ms=upper.retranstimer, cur_hop_limit=upper.chlim, prefixes=[], rdnss=[], dnssl=[],
-                 routes=[], pref64=[], mtu=None)
+        flags = icmp[5]
+        d.update(m_flag=bool(flags & 0x80), o_flag=bool(flags & 0x40), h_flag=bool(flags & 0x20),
+                 preference=PRF[(flags >> 3) & 3], router_lifetime=(icmp[6] << 8) | icmp[7],
+                 reachable_ms=_U32.unpack_from(icmp, 8)[0], retrans_ms=_U32.unpack_from(icmp, 12)[0],
+                 cur_hop_limit=icmp[4], prefixes=[], rdnss=[], dnssl=[], routes=[], pref64=[], mtu=None)
     elif kind in ("ns", "na"):
-        d["target"] = _addr(upper.tgt)
+        d["target"] = ipv6_text(icmp[8:24])
         if kind == "ns":
-            d["dad"] = ip6.src == "::"  # RFC 4862 5.4.2
+            d["dad"] = ip[8:24] == UNSPECIFIED  # RFC 4862 5.4.2
         else:
-            d.update(router=bool(upper.R), solicited=bool(upper.S), override=bool(upper.O))
+            flags = icmp[4]
+            d.update(router=bool(flags & 0x80), solicited=bool(flags & 0x40), override=bool(flags & 0x20))
     elif kind == "redirect":
-        d.update(target=_addr(upper.tgt), destination=_addr(upper.dst))
-    opt = upper.payload
-    while opt is not None and opt.name != "NoPayload" and opt.__class__.__name__ != "Padding":
-        _option(opt, d)
-        opt = opt.payload
+        d.update(target=ipv6_text(icmp[8:24]), destination=ipv6_text(icmp[24:40]))
+    i = ND_FIXED[icmp[0]]
+    while i < len(icmp):
+        olen = icmp[i + 1] * 8
+        _option(icmp[i], icmp[i : i + olen], d)
+        i += olen
     return m
 
 
-def _option(opt, d: dict) -> None:
-    if isinstance(opt, ICMPv6NDOptSrcLLAddr):
-        d["source_lladdr"] = opt.lladdr
-    elif isinstance(opt, ICMPv6NDOptDstLLAddr):
-        d["target_lladdr"] = opt.lladdr
-    elif isinstance(opt, ICMPv6NDOptPrefixInfo) and "prefixes" in d:
-        d["prefixes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.prefixlen}", "on_link": bool(opt.L),
-                              "autonomous": bool(opt.A), "valid": opt.validlifetime,
-                              "preferred": opt.preferredlifetime})
-    elif isinstance(opt, ICMPv6NDOptMTU) and "prefixes" in d:
-        d["mtu"] = opt.mtu
-    elif isinstance(opt, ICMPv6NDOptRDNSS) and "rdnss" in d:
-        d["rdnss"].append({"servers": [_addr(a) for a in opt.dns], "lifetime": opt.lifetime})
-    elif isinstance(opt, ICMPv6NDOptDNSSL) and "dnssl" in d:
-        d["dnssl"].append({"domains": [s.decode(errors="replace") if isinstance(s, bytes) else s
-                                       for s in opt.searchlist], "lifetime": opt.lifetime})
-    elif isinstance(opt, ICMPv6NDOptRouteInfo) and "routes" in d:
-        d["routes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.plen}", "preference": PRF[opt.prf],
-                            "lifetime": opt.rtlifetime})
-    elif getattr(opt, "type", None) == OPT_PREF64 and "pref64" in d:
-        # from the bytes: scapy names this option only from 2.6 on (Debian 12 has 2.5)
-        raw = bytes(opt)[:16]
-        if len(raw) == 16 and raw[1] == 2:
-            word = int.from_bytes(raw[2:4], "big")
-            d["pref64"].append({"prefix": f"{_addr(raw[4:16] + bytes(4))}/{_pref64_len(word & 7)}",
-                                "lifetime": (word >> 3) * 8})
+def _option(kind: int, o: bytes, d: dict) -> None:
+    if kind in (OPT_SOURCE_LLADDR, OPT_TARGET_LLADDR):
+        if len(o) >= 8:
+            d["source_lladdr" if kind == OPT_SOURCE_LLADDR else "target_lladdr"] = mac_text(o[2:8])
+        return
+    if "prefixes" not in d:  # the rest only mean something in an RA
+        return
+    if kind == OPT_PREFIX and len(o) >= 32:
+        d["prefixes"].append({"prefix": f"{ipv6_text(o[16:32])}/{o[2]}", "on_link": bool(o[3] & 0x80),
+                              "autonomous": bool(o[3] & 0x40), "valid": _U32.unpack_from(o, 4)[0],
+                              "preferred": _U32.unpack_from(o, 8)[0]})
+    elif kind == OPT_MTU and len(o) >= 8:
+        d["mtu"] = _U32.unpack_from(o, 4)[0]
+    elif kind == OPT_RDNSS and len(o) >= 8:
+        d["rdnss"].append({"servers": [ipv6_text(o[j : j + 16]) for j in range(8, len(o) - 15, 16)],
+                           "lifetime": _U32.unpack_from(o, 4)[0]})
+    elif kind == OPT_DNSSL and len(o) >= 8:
+        d["dnssl"].append({"domains": _domains(o[8:]), "lifetime": _U32.unpack_from(o, 4)[0]})
+    elif kind == OPT_ROUTE and len(o) >= 8:
+        # RFC 4191 2.3: the prefix is 0, 8 or 16 octets (option length 1-3), zero-filled here
+        d["routes"].append({"prefix": f"{ipv6_text((o[8:24] + UNSPECIFIED)[:16])}/{o[2]}",
+                            "preference": PRF[(o[3] >> 3) & 3], "lifetime": _U32.unpack_from(o, 4)[0]})
+    elif kind == OPT_PREF64 and len(o) == 16:
+        word = (o[2] << 8) | o[3]
+        d["pref64"].append({"prefix": f"{ipv6_text(o[4:16] + bytes(4))}/{_pref64_len(word & 7)}",
+                            "lifetime": (word >> 3) * 8})
 
 
-OPT_PREF64 = 38  # RFC 8781 4: type 38, length 2; scaled lifetime (13 bits), PLC (3 bits), prefix (96 bits)
+def _domains(b: bytes) -> list[str]:
+    """RFC 8106 5.2: domain names in DNS wire format (no compression), then zero
+    padding; each name is given with its trailing dot, as resolvers write it."""
+    names, labels, i = [], [], 0
+    while i < len(b):
+        n = b[i]
+        if n == 0:
+            if not labels:
+                break  # padding
+            names.append(".".join(labels) + ".")
+            labels = []
+            i += 1
+            continue
+        if n > 63 or i + 1 + n > len(b):  # a compression pointer or a label past the option
+            break
+        labels.append(b[i + 1 : i + 1 + n].decode(errors="replace"))
+        i += 1 + n
+    return names
 
 
 def _pref64_len(plc: int) -> int:
