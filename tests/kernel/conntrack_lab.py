@@ -93,6 +93,15 @@ class Watcher:
         except AssertionError:
             return self.matching(pred)
 
+    def wait_quiet(self, seconds: float, timeout: float = 300) -> None:
+        """Until no event has arrived for `seconds` (a backlog worked off)."""
+        last, since = -1, time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - since < seconds and time.monotonic() < deadline:
+            if len(self.events) != last:
+                last, since = len(self.events), time.monotonic()
+            time.sleep(0.2)
+
     def matching(self, pred) -> list[dict]:
         with self._lock:
             return [e for e in self.events if pred(e)]

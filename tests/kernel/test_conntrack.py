@@ -34,6 +34,14 @@ for i in range(int(sys.argv[3])):
     except OSError:
         pass  # 'table full, dropping packet' surfaces as EPERM
 """
+SEND_FROM_PORTS = """
+import socket, sys
+for i in range(int(sys.argv[4])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("", int(sys.argv[3]) + i))  # a new source port: a new entry each time
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    s.close()
+"""
 DERIVED = ("cause", "context", "explanation", "fix", "evidence")  # the classifier's: never recorded
 
 
@@ -250,12 +258,19 @@ def test_netns_deletion_is_netns_exit(watcher):
     record("netns-exit", "netns-exit", got)
 
 
-def test_kernel_side_filters(v6diag_module_cmd, tmp_path, watcher, build_lab):
+def test_kernel_side_filters_and_exact_totals_when_the_buffer_overflows(v6diag_module_cmd, tmp_path, watcher,
+                                                                         build_lab):
     """--netns and --port compiled into the program (-D cflags): a second watcher
-    sees only this namespace's port 4601, while the first sees everything."""
+    sees only this namespace's port 4601, while the first sees everything. Its
+    perf buffer is one page, so a flush of 1500 entries overflows it: the events
+    that did not fit are counted as lost by the kernel, and the totals per cause,
+    counted in the kernel, are still exact. (The session watcher uses the ring
+    buffer: both buffers run here.)"""
     require_root()
     lab = build_lab(two_hosts(prefix("e")))
-    w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601")
+    w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--port", "4601",
+                "--buffer", "perf", "--buffer-pages", "1")
+    burst = 1500
     try:
         assert w.wait_ready() == "kprobe", w.stderr()
         lab.run("p", "iptables", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT", check=True)
@@ -265,15 +280,44 @@ def test_kernel_side_filters(v6diag_module_cmd, tmp_path, watcher, build_lab):
         lab.run("h", "conntrack", "-F", check=True)
         lab.run("p", "conntrack", "-F", check=True)
         got = w.wait_for(lambda e: True, timeout=60, count=2)
+        lab.run("h", "python3", "-c", SEND_FROM_PORTS, "10.9.0.2", "4601", "20000", str(burst), check=True)
+        lab.run("h", "conntrack", "-F", check=True)
+        wait_until(lambda: len(w.events) > 2, "events of the burst", timeout=60)
+        w.wait_quiet(3)  # the backlog in the buffer is read before watching stops
     finally:
         summary = w.stop()
     # h tracks its own send to p and p's send to it; p's two entries (tracked
     # too) are another namespace, port 4602 another port: compiled out
-    assert sorted(e["orig"]["src"] for e in got) == ["10.9.0.1", "10.9.0.2"], got
-    assert {e["orig"]["dport"] for e in got} == {4601}
-    assert all(e["cause"] == "userspace-flush" and e["netns"] == netns_inode(lab.name("h")) for e in got)
-    assert summary and summary["lost"] == 0 and summary["events"] == 2 and summary["causes"] == {"userspace-flush": 2}
+    assert sorted(e["orig"]["src"] for e in got[:2]) == ["10.9.0.1", "10.9.0.2"], got
+    assert {e["orig"]["dport"] for e in w.events} == {4601}
+    assert all(e["cause"] == "userspace-flush" and e["netns"] == netns_inode(lab.name("h")) for e in w.events)
     assert any(e["orig"].get("dport") in (4601, 4602) for e in watcher.matching(in_ns(lab, "p")))
+    total = 2 + burst
+    assert summary and summary["counted_in_kernel"] and summary["buffer"] == "perf", summary
+    assert summary["events"] == total and summary["causes"] == {"userspace-flush": total}, summary
+    assert summary["lost"] > 0 and summary["reported"] == len(w.events) == total - summary["lost"], summary
+    assert summary["uncounted"] == 0 and summary["unread"] == 0
+
+
+def test_summary_counts_in_the_kernel_and_sends_no_events(v6diag_module_cmd, tmp_path, build_lab):
+    """--summary: the program counts and sends nothing; --src is compiled in too
+    (p's entries towards h are another source). Totals exact for a 2000-entry flush."""
+    require_root()
+    lab = build_lab(two_hosts(prefix("s")))
+    w = Watcher(v6diag_module_cmd, tmp_path, "--netns", lab.name("h"), "--src", "10.9.0.1", "--summary")
+    burst = 2000
+    try:
+        assert w.wait_ready() == "kprobe", w.stderr()
+        lab.run("h", "python3", "-c", SEND_FROM_PORTS, "10.9.0.2", "4701", "20000", str(burst), check=True)
+        lab.run("p", "python3", "-c", SEND_UDP, "10.9.0.1", "4702", "0", "5", check=True)
+        assert int(lab.run("h", "conntrack", "-C", check=True).stdout) == burst + 1
+        lab.run("h", "conntrack", "-F", check=True)
+    finally:
+        summary = w.stop()
+    assert w.events == []
+    assert summary["counted_in_kernel"] and summary["buffer"] == "none", summary
+    assert summary["events"] == burst and summary["causes"] == {"userspace-flush": burst}, summary
+    assert summary["lost"] == 0 and summary["reported"] == 0
 
 
 def test_fentry_on_a_modular_conntrack_is_refused_with_the_reason(v6diag_module_cmd):

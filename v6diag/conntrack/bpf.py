@@ -84,22 +84,49 @@ class CtEvent(ct.Structure):  # struct ct_event; same field order, natural align
 
 @dataclass
 class KernelFilter:
-    """What the BPF program drops before an event is even sent (-D knobs)."""
+    """What the BPF program drops before an event is even sent or counted (-D knobs)."""
     l3: int | None = None  # socket.AF_INET / AF_INET6
     proto: int | None = None
     port: int | None = None
     mark: int | None = None
     netns: int | None = None  # inode of the namespace
+    src: str | None = None  # an address, as --src/--dst take it
+    dst: str | None = None
 
     def cflags(self) -> list[str]:
         knobs = {"FILTER_L3": self.l3, "FILTER_PROTO": self.proto, "FILTER_PORT": self.port,
                  "FILTER_MARK": self.mark, "FILTER_NETNS": self.netns}
-        return [f"-D{k}={v}u" if k in ("FILTER_MARK", "FILTER_NETNS") else f"-D{k}={v}"
-                for k, v in knobs.items() if v is not None]
+        out = [f"-D{k}={v}u" if k in ("FILTER_MARK", "FILTER_NETNS") else f"-D{k}={v}"
+               for k, v in knobs.items() if v is not None]
+        for name, address in (("SRC", self.src), ("DST", self.dst)):
+            if address is not None:
+                out += [f"-DFILTER_{name}_W{i}={w}u" for i, w in enumerate(address_words(address))]
+        return out
 
 
-def cflags(mode: str, kfilter: KernelFilter) -> list[str]:
-    return (["-DUSE_FENTRY"] if mode == "fentry" else []) + kfilter.cflags()
+def address_words(address: str) -> tuple[int, ...]:
+    """The 16 bytes the kernel keeps for an address (nf_inet_addr: IPv4 in the
+    first 4, the rest zero), as the four u32 words the program compares."""
+    import ipaddress
+    import struct
+
+    return struct.unpack("=4I", ipaddress.ip_address(address).packed.ljust(16, b"\0"))
+
+
+BUFFERS = ("auto", "ring", "perf")
+
+
+def ring_buffer_available() -> bool:
+    """BPF ring buffers came with Linux 5.8 (and bcc 0.16)."""
+    from bcc import BPF
+
+    release = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2] if x.isdigit())
+    return release >= (5, 8) and hasattr(BPF, "ring_buffer_poll")
+
+
+def cflags(mode: str, kfilter: KernelFilter, buffer: str = "perf", summary_only: bool = False) -> list[str]:
+    return ((["-DUSE_FENTRY"] if mode == "fentry" else []) + (["-DUSE_RINGBUF"] if buffer == "ring" else [])
+            + (["-DSUMMARY_ONLY"] if summary_only else []) + kfilter.cflags())
 
 
 def fentry_blocker() -> str | None:
@@ -143,21 +170,30 @@ def ensure_conntrack_loaded() -> bool:
 
 
 class BpfDeleteEvents:
-    def __init__(self, mode: str, kfilter: KernelFilter, perf_pages: int = 512):
-        # 512 pages (2 MiB) per CPU hold ~15k events: a `conntrack -F` of a busy
-        # table arrives as one burst, faster than any reader (bench/conntrack)
+    """Destroy events from the program's buffer, and its in-kernel counts."""
+
+    def __init__(self, mode: str, kfilter: KernelFilter, buffer: str = "auto", summary_only: bool = False,
+                 pages: int | None = None):
+        # A `conntrack -F` of a busy table arrives as one burst, faster than any
+        # reader (bench/conntrack): 512 pages (2 MiB) per CPU of perf buffer, or one
+        # 4 MiB ring shared by all CPUs, hold ~15k-30k events. What overflows is
+        # counted in the kernel, and the totals come from the counts anyway.
         from bcc import BPF
 
         from importlib import resources
 
-        self.mode = mode
+        self.mode, self.summary_only = mode, summary_only
+        self.buffer = ("ring" if ring_buffer_available() else "perf") if buffer == "auto" else buffer
         src = source()
         if not src.is_file():
             raise UnavailableError(f"the BPF program {PROGRAM} is missing from this installation of v6diag",
                                    hint="reinstall v6diag (pip install --force-reinstall v6diag)")
+        flags = cflags(mode, kfilter, self.buffer, summary_only)
+        if pages and self.buffer == "ring":
+            flags.append(f"-DRING_PAGES={pages}")
         try:
             with resources.as_file(src) as path:  # bcc compiles from a path
-                self.bpf = BPF(src_file=str(path).encode(), cflags=cflags(mode, kfilter))
+                self.bpf = BPF(src_file=str(path).encode(), cflags=flags)
         except Exception as e:  # bcc raises bare Exception on compile/load failures
             raise UnavailableError(f"cannot compile/load {PROGRAM}: {e}",
                                    hint="check that linux-headers-$(uname -r) match the running kernel") from e
@@ -171,7 +207,14 @@ class BpfDeleteEvents:
         self._tcp = tcp_state_names()
         self._modules = _modules()
         self._stacks: dict[int, list[str]] = {}  # stack id -> names; a flush repeats one stack
-        self.bpf["events"].open_perf_buffer(self._on_event, page_cnt=perf_pages, lost_cb=self._on_lost)
+        if summary_only:
+            self._poll = None
+        elif self.buffer == "ring":
+            self.bpf["events"].open_ring_buffer(self._on_ring_event)
+            self._poll = self.bpf.ring_buffer_poll
+        else:
+            self.bpf["events"].open_perf_buffer(self._on_event, page_cnt=pages or 512, lost_cb=self._on_lost)
+            self._poll = self.bpf.perf_buffer_poll
         # ktime (CLOCK_MONOTONIC) -> wall clock
         self._offset = time.time() - time.monotonic()
 
@@ -187,15 +230,26 @@ class BpfDeleteEvents:
             return
         self._pending.append(self._decode(ct.cast(data, ct.POINTER(CtEvent)).contents))
 
+    def _on_ring_event(self, ctx, data, size) -> int:
+        self._on_event(0, data, size)
+        return 0
+
     def events(self, deadline: float | None) -> Iterator[DestroyEvent | None]:
-        """One dict per destroyed entry; None on idle ticks (for progress)."""
+        """One dict per destroyed entry; None on idle ticks (for progress). With
+        summary_only, only ticks until the deadline: the counts are in the kernel."""
         draining = False
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 draining = True  # what is already in the buffer is reported, not dropped
             wait = 0 if draining else (200 if deadline is None else
                                        max(10, min(200, int((deadline - time.monotonic()) * 1000))))
-            self.bpf.perf_buffer_poll(timeout=wait)
+            if self._poll is None:
+                if draining:
+                    return
+                time.sleep(wait / 1000)
+                yield None
+                continue
+            self._poll(timeout=wait)
             if not self._pending:
                 if draining:
                     return
@@ -208,8 +262,22 @@ class BpfDeleteEvents:
                 yield ev
 
     def dropped(self) -> int:
-        """Events the program could not submit because the perf buffer was full."""
-        return sum(v.value for v in self.bpf["dropped"].values())
+        """Events the program could not submit because the buffer was full."""
+        return self._dropped(0)
+
+    def uncounted(self) -> int:
+        """Destructions the count table had no room for (COUNT_SLOTS keys in use)."""
+        return self._dropped(1)
+
+    def _dropped(self, slot: int) -> int:
+        value = self.bpf["dropped"][ct.c_int(slot)]
+        return int(value.value)
+
+    def counts(self) -> list[tuple[list[str], bool, bool, int]]:
+        """(stack, expired, reply seen, destructions) as counted in the kernel."""
+        self._refresh_symbols()
+        return [(self._stack(k.stack_id), bool(k.expired), bool(k.seen_reply), int(v.value))
+                for k, v in self.bpf["counts"].items()]
 
     def _decode(self, e) -> DestroyEvent:
         fam = socket.AF_INET6 if e.l3 == socket.AF_INET6 else socket.AF_INET

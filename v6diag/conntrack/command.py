@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +31,11 @@ def conntrack(
     ready_file: Optional[Path] = typer.Option(None, "--ready-file", help="Create this file once probes are attached."),
     probe: str = typer.Option("auto", "--probe", help="auto, kprobe, fentry, or netlink (no cause)."),
     replay: Optional[Path] = typer.Option(None, "--from", help="Explain events recorded earlier with --json (no root)."),
+    summary_only: bool = typer.Option(False, "--summary", help="No line per event: only the totals per cause "
+                                      "(counted in the kernel with the BPF probe: cheap at any rate)."),
+    buffer: str = typer.Option("auto", "--buffer", hidden=True, help="auto, ring or perf: the BPF event buffer."),
+    buffer_pages: Optional[int] = typer.Option(None, "--buffer-pages", hidden=True,
+                                               help="Pages of event buffer (power of two; perf: per CPU)."),
     ebpf: bool = typer.Option(False, "--ebpf", hidden=True, help="Print the BPF C file and cflags, then exit."),
     json_out: bool = typer.Option(False, "--json", help="NDJSON: one object per event, then a summary."),
 ) -> int:
@@ -49,6 +55,10 @@ def conntrack(
         raise UsageError("--mark must fit in 32 bits")
     if probe not in host.PROBES:
         raise UsageError(f"--probe must be one of {', '.join(host.PROBES)}")
+    if buffer not in bpf.BUFFERS:
+        raise UsageError(f"--buffer must be one of {', '.join(bpf.BUFFERS)}")
+    if buffer_pages is not None and (buffer_pages < 1 or buffer_pages & (buffer_pages - 1)):
+        raise UsageError("--buffer-pages must be a power of two")
     for name, value in (("--src", src), ("--dst", dst)):
         if value is not None:
             try:
@@ -61,7 +71,7 @@ def conntrack(
     proto_number = int(proto) if proto and proto.isdigit() else PROTO_NUMBERS.get(proto)
     proto = PROTO_NAMES.get(proto_number, proto)  # events name protocols as the kernel tables do
     netns_inode = host.netns_inode(netns) if netns else None
-    kfilter = bpf.KernelFilter(port=port, mark=mark, netns=netns_inode, proto=proto_number)
+    kfilter = bpf.KernelFilter(port=port, mark=mark, netns=netns_inode, proto=proto_number, src=src, dst=dst)
     if ebpf:
         print(f"# {bpf.source()}\n# cflags: {' '.join(bpf.cflags('kprobe', kfilter))}")
         print(bpf.source().read_text(), end="")
@@ -72,9 +82,10 @@ def conntrack(
 
         source, mode, missing = RecordedEvents(replay), "recorded", []
     else:
-        source, mode, missing = host.open_source(probe, kfilter, netns, err)
+        source, mode, missing = host.open_source(probe, kfilter, netns, err, buffer=buffer,
+                                                 summary_only=summary_only, pages=buffer_pages)
     flt = Filter(port=port, proto=proto, mark=mark, src=src, dst=dst)
-    printer = EventPrinter(stdout(), as_json=as_json, show_all=show_all)
+    printer = EventPrinter(stdout(), as_json=as_json, show_all=show_all, quiet=summary_only)
     summary = Summary(mode=mode, missing=missing)
     start = time.monotonic()
     try:
@@ -87,15 +98,31 @@ def conntrack(
             if ev is None or not flt.match(ev):
                 continue
             explain_in_mode(ev, mode)
-            summary.add(ev["cause"])
             printer.event(ev)
+            summary.add(ev["cause"])  # after printing: `reported` counts what was shown
     except KeyboardInterrupt:
         pass  # Ctrl-C ends watching; the summary follows, probes are detached in finally
     finally:
-        summary.lost = source.dropped() if hasattr(source, "dropped") else source.lost
-        source.close()
+        try:
+            if isinstance(source, bpf.BpfDeleteEvents):
+                summary.from_kernel_counts(kernel_causes(source.counts()), source.uncounted(), source.dropped(),
+                                           "none" if summary_only else source.buffer)
+            else:
+                summary.lost = source.lost
+        finally:
+            source.close()
     summary.duration_s = time.monotonic() - start
     if mode == "netlink":
         summary.findings += host.netlink_blind_spots()
     printer.summary(summary)
     return EXIT_OK
+
+
+def kernel_causes(counts) -> Counter:
+    """The program's (stack, expired, reply seen) counts as totals per cause."""
+    from v6diag.conntrack.classify import classify
+
+    causes: Counter = Counter()
+    for stack, expired, seen_reply, n in counts:
+        causes[classify(stack, expired, tcp_seen_reply=seen_reply)] += n
+    return causes

@@ -13,7 +13,8 @@ from v6diag.core.errors import PrivilegeError, UnavailableError, UsageError
 PROBES = ("auto", "kprobe", "fentry", "netlink")
 
 
-def open_source(probe: str, kfilter, netns: str | None, err):
+def open_source(probe: str, kfilter, netns: str | None, err, buffer: str = "auto", summary_only: bool = False,
+                pages: int | None = None):
     """(event source, mode, what the BPF path lacks). Explicit --probe kprobe/fentry
     fails when impossible; auto falls back to netlink and says why."""
     from v6diag.conntrack import bpf
@@ -55,7 +56,7 @@ def open_source(probe: str, kfilter, netns: str | None, err):
                     err.print("v6diag: loaded nf_conntrack (nf_ct_delete lives there)", highlight=False)
                 err.print(f"compiling and attaching the {mode} probe on nf_ct_delete "
                           "(seconds; a minute or more on slow or emulated CPUs)...", highlight=False)
-                return bpf.BpfDeleteEvents(mode, kfilter), mode, []
+                return bpf.BpfDeleteEvents(mode, kfilter, buffer, summary_only, pages), mode, []
             except UnavailableError as e:
                 if probe != "auto":
                     raise

@@ -19,11 +19,13 @@ STACK_SHOWN = 8  # frames printed for causes v6diag has no name for
 
 
 class EventPrinter:
-    def __init__(self, out: Console, as_json: bool, show_all: bool):
-        self.out, self.as_json, self.show_all = out, as_json, show_all
+    def __init__(self, out: Console, as_json: bool, show_all: bool, quiet: bool = False):
+        self.out, self.as_json, self.show_all, self.quiet = out, as_json, show_all, quiet
         self._explained: set[str] = set()
 
     def event(self, ev: DestroyEvent) -> None:
+        if self.quiet:  # --summary
+            return
         if self.as_json:
             emit(ev, stream=True)
             return
@@ -45,8 +47,7 @@ class EventPrinter:
         if self.as_json:
             emit(result, stream=True)
             return
-        lost = f", {result.lost} events lost (kernel buffer full)" if result.lost else ""
-        self.out.print(f"{result.events} entries destroyed{lost}", highlight=False)
+        self.out.print(totals_line(result), highlight=False)
         if result.findings:
             print_findings(result.findings, self.out)
         if not result.causes:
@@ -60,6 +61,21 @@ class EventPrinter:
         hidden = sum(n for c, n in result.causes.items() if c in QUIET)
         if hidden and not self.show_all:
             self.out.print(f"({hidden} timeouts not shown line by line: --all shows them)", highlight=False)
+
+
+def totals_line(result: Summary) -> str:
+    if not result.counted_in_kernel:
+        lost = f", {result.lost} events lost (kernel buffer full)" if result.lost else ""
+        return f"{result.events} entries destroyed{lost}"
+    out = f"{result.events} entries destroyed (counted in the kernel: exact)"
+    if result.lost:
+        out += (f"; {result.lost} of their events did not fit the {result.buffer} buffer, so "
+                f"{result.reported} were shown one by one")
+    if result.unread:
+        out += f"; {result.unread} were still in the buffer, unread, when watching ended"
+    if result.uncounted:
+        out += f"; {result.uncounted} could not be given a cause (count table full)"
+    return out
 
 
 def line(ev: DestroyEvent) -> str:
