@@ -32,19 +32,22 @@ class Device:
     mac: str
     link_local: str
     global_: str
+    ipv4: str
 
 
 def devices(n: int) -> list[Device]:
     out = []
     for i in range(n):
         mac = f"{OUIS[i % len(OUIS)]}:{(i >> 16) & 0xFF:02x}:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}"
-        out.append(Device(mac, f"fe80::{i + 16:x}", f"{PREFIX}::{i + 16:x}"))
+        out.append(Device(mac, f"fe80::{i + 16:x}", f"{PREFIX}::{i + 16:x}", f"10.{40 + i // 250}.0.{i % 250 + 2}"))
     return out
 
 
 def truth(n_hosts: int) -> dict:
-    """What a reader of the capture must find: every device (and the router) by MAC."""
-    return {"macs": sorted([d.mac for d in devices(n_hosts)] + [ROUTER_MAC])}
+    """What a reader of the capture must find: every device (and the router) by MAC,
+    and each device's IPv4 address (from its ARP)."""
+    devs = devices(n_hosts)
+    return {"macs": sorted([d.mac for d in devs] + [ROUTER_MAC]), "ipv4": {d.mac: d.ipv4 for d in devs}}
 
 
 def _templates(devs: list[Device], rng: random.Random) -> tuple[list[bytes], list[bytes]]:
@@ -73,9 +76,10 @@ def _templates(devs: list[Device], rng: random.Random) -> tuple[list[bytes], lis
                             / UDP(sport=rng.randrange(32768, 61000), dport=53) / (b"q" * 40)))
         ordinary.append(raw(Ether(src=d.mac, dst=peer.mac) / IPv6(src=d.link_local, dst=peer.link_local)
                             / UDP(sport=5353, dport=5353) / (b"m" * 60)))
-        ordinary.append(raw(Ether(src=d.mac, dst=ROUTER_MAC) / IP(src="192.168.1.20", dst="192.168.1.1")
+        ordinary.append(raw(Ether(src=d.mac, dst=ROUTER_MAC) / IP(src=d.ipv4, dst="10.40.0.1")
                             / TCP(sport=40000, dport=80, flags="A")))
-        ordinary.append(raw(Ether(src=d.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="192.168.1.20", pdst="192.168.1.1")))
+        ordinary.append(raw(Ether(src=d.mac, dst="ff:ff:ff:ff:ff:ff")
+                            / ARP(hwsrc=d.mac, psrc=d.ipv4, pdst="10.40.0.1")))
         low24 = int(ipaddress.IPv6Address(d.global_)) & 0xFFFFFF
         sn = str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low24))
         sn_mac = "33:33:ff:" + ":".join(f"{(low24 >> s) & 0xFF:02x}" for s in (16, 8, 0))

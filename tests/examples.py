@@ -16,6 +16,7 @@ CASES = [
     ("discover-lan", ["discover", "--pcap", "pcaps/discover-lan.pcap"]),
     ("discover-lan-pcapng", ["discover", "--pcap", "pcaps/discover-lan.pcapng"]),
     ("discover-link-up-passive", ["discover", "--pcap", "pcaps/link-up-passive.pcapng"]),
+    ("discover-names", ["discover", "--pcap", "pcaps/discover-names.pcapng"]),
     ("checksum-offload-on", ["checksum", "pcaps/vxlan-offload-on.pcap"]),
     ("checksum-offload-off", ["checksum", "pcaps/vxlan-offload-off.pcap"]),
     ("checksum-bad-outer-udp", ["checksum", "pcaps/vxlan-bad-outer-udp.pcap"]),

@@ -27,6 +27,10 @@ IGNORES_ALL_ECHO = "ignores-all-echo"  # net.ipv6.icmp.echo_ignore_all=1
 FW_DROPS_ECHO = "ip6tables-drops-echo"
 FW_DROPS_ECHO_MLD = "ip6tables-drops-echo-and-mld-queries"
 BEHAVIOURS = (ANSWERS_ECHO, IGNORES_MCAST_ECHO, IGNORES_ALL_ECHO, FW_DROPS_ECHO, FW_DROPS_ECHO_MLD)
+# drops echo, MLD queries and our Neighbor Solicitations: only the unknown-option
+# probe (a Parameter Problem) reveals it
+ONLY_UNKNOWN_OPTION = "answers-only-the-unknown-option-probe"
+IPV4_PREFIX = "192.168.77."  # the LAN's IPv4 /24 (RFC 1918), when a host has IPv4
 
 # Real OUIs with the vendor name a user would expect to read.
 VENDOR_OUIS = [
@@ -57,6 +61,9 @@ class HostSpec:
     behaviour: str
     global_address: bool = False
     router: bool = False
+    ipv4: str | None = None  # an IPv4 address on eth0 (/24 of IPV4_PREFIX)
+    mdns_name: str | None = None  # runs a real avahi-daemon under this host name
+    services: tuple[tuple[str, int], ...] = ()  # DNS-SD services avahi publishes, e.g. ("_ssh._tcp", 22)
     # filled in after the lab is up:
     link_local: str | None = None
     addresses: list[str] = field(default_factory=list)
@@ -78,6 +85,22 @@ def default_hosts(n: int = 32) -> list[HostSpec]:
             behaviour=BEHAVIOURS[i % len(BEHAVIOURS)], global_address=i % 3 == 0, router=i == 7,
         ))
     return hosts
+
+
+def names_hosts() -> list[HostSpec]:
+    """A small LAN for naming: real avahi-daemons with host names and services, a
+    device with only IPv4 besides its link-local, one that answers nothing but the
+    unknown-option probe, and a named device with no services."""
+    return [
+        HostSpec("h00", "b8:27:eb:40:00:01", "Raspberry Pi", "eui64", ANSWERS_ECHO, global_address=True,
+                 ipv4=f"{IPV4_PREFIX}10", mdns_name="raspberrypi", services=(("_ssh._tcp", 22),)),
+        HostSpec("h01", "00:11:32:41:0d:1e", "Synology", "stable-privacy", FW_DROPS_ECHO, ipv4=f"{IPV4_PREFIX}11",
+                 mdns_name="nas", services=(("_smb._tcp", 445), ("_http._tcp", 5000))),
+        HostSpec("h02", "dc:a6:32:42:1a:3b", "Raspberry Pi", "eui64", ANSWERS_ECHO, ipv4=f"{IPV4_PREFIX}12"),
+        HostSpec("h03", "3c:22:fb:43:27:58", "Apple", "random", ONLY_UNKNOWN_OPTION),
+        HostSpec("h04", "f0:18:98:44:34:75", "Apple", "eui64", ANSWERS_ECHO, global_address=True,
+                 mdns_name="macbook"),
+    ]
 
 
 def v6diag_command() -> list[str]:
@@ -198,6 +221,7 @@ class LanLab(NamespaceLab):
         self.bridge_ns = f"{self.prefix}-br"
         self.prober = f"{self.prefix}-p"
         self._ports = 0
+        self._dirs: list[Path] = []
         super().__init__()
 
     def ns(self, host: HostSpec) -> str:
@@ -224,7 +248,47 @@ class LanLab(NamespaceLab):
             ip link set {self.PROBER_IF} up
             ip addr add {GLOBAL_PREFIX}ffff/64 dev {self.PROBER_IF} nodad
             ip addr add {ULA_PREFIX}ffff/64 dev {self.PROBER_IF} nodad""")
+        if any(h.ipv4 for h in self.hosts):
+            sh("ip", "-n", self.prober, "addr", "add", f"{IPV4_PREFIX}254/24", "dev", self.PROBER_IF)
         self._read_addresses()
+        daemons = [self._start_avahi(h) for h in self.hosts if h.mdns_name]
+        for h, log in daemons:  # probing its name and announcing take avahi ~1 s
+            wait_until(lambda log=log: "Server startup complete" in log.read_text() and
+                       log.read_text().count("successfully established") >= len(h.services),
+                       f"avahi-daemon of {h.name}", timeout=30, interval=0.1)
+
+    def close(self) -> None:
+        super().close()
+        import shutil
+
+        while getattr(self, "_dirs", None):
+            shutil.rmtree(self._dirs.pop(), ignore_errors=True)
+
+    def _start_avahi(self, h: HostSpec):
+        """A real avahi-daemon in the host's namespace, with its own /run and
+        /etc/avahi in a private mount namespace: instances never meet, and this
+        machine's files stay untouched."""
+        import tempfile
+
+        conf = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-{h.name}-avahi-"))
+        self._dirs.append(conf)
+        (conf / "services").mkdir()
+        (conf / "avahi-daemon.conf").write_text(
+            f"[server]\nhost-name={h.mdns_name}\ndomain-name=local\nuse-ipv4=yes\nuse-ipv6=yes\n"
+            "allow-interfaces=eth0\nenable-dbus=no\n[wide-area]\nenable-wide-area=no\n"
+            "[publish]\npublish-addresses=yes\npublish-hinfo=no\npublish-workstation=no\n")
+        for kind, port in h.services:
+            (conf / "services" / f"{kind.strip('_').split('.')[0]}.service").write_text(
+                '<?xml version="1.0" standalone="no"?>\n<!DOCTYPE service-group SYSTEM "avahi-service.dtd">\n'
+                f'<service-group><name replace-wildcards="yes">%h</name><service><type>{kind}</type>'
+                f"<port>{port}</port></service></service-group>\n")
+        log = conf / "log"
+        script = ("mount -t tmpfs tmpfs /run && mkdir -p /run/avahi-daemon && "
+                  f"mount --bind {conf} /etc/avahi && exec avahi-daemon --no-drop-root --no-chroot --no-rlimits "
+                  "-f /etc/avahi/avahi-daemon.conf")
+        self.spawn(self.ns(h), "unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                   stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        return h, log
 
     def _attach(self, ns: str, ifname: str, mac: str) -> list[str]:
         """ip -batch lines: a veth from the bridge into `ns`."""
@@ -261,10 +325,13 @@ class LanLab(NamespaceLab):
             lines.append("sysctl -qw net.ipv6.icmp.echo_ignore_multicast=1")
         elif h.behaviour == IGNORES_ALL_ECHO:
             lines.append("sysctl -qw net.ipv6.icmp.echo_ignore_all=1")
-        elif h.behaviour in (FW_DROPS_ECHO, FW_DROPS_ECHO_MLD):
+        elif h.behaviour in (FW_DROPS_ECHO, FW_DROPS_ECHO_MLD, ONLY_UNKNOWN_OPTION):
             lines.append("ip6tables -A INPUT -p icmpv6 --icmpv6-type echo-request -j DROP")
-            if h.behaviour == FW_DROPS_ECHO_MLD:
+            if h.behaviour in (FW_DROPS_ECHO_MLD, ONLY_UNKNOWN_OPTION):
                 lines.append("ip6tables -A INPUT -p icmpv6 --icmpv6-type 130 -j DROP")
+            if h.behaviour == ONLY_UNKNOWN_OPTION:
+                lines.append(f"ip6tables -A INPUT -p icmpv6 --icmpv6-type 135 -m mac --mac-source {self.PROBER_MAC} "
+                             "-j DROP")
         if h.router:
             lines.append("sysctl -qw net.ipv6.conf.all.forwarding=1")
         lines += ["ip link set lo up", "ip link set eth0 up"]
@@ -274,6 +341,8 @@ class LanLab(NamespaceLab):
         if h.global_address:
             iid = f"{n:x}" if h.iid == "low-byte" else f"{(n * 40503) & 0xffff:x}:{n:x}:77:{n * 3:x}"
             lines.append(f"ip addr add {GLOBAL_PREFIX}{iid}/64 dev eth0" + ("" if dad else " nodad"))
+        if h.ipv4:
+            lines.append(f"ip addr add {h.ipv4}/24 dev eth0")
         return "\n".join(lines)
 
     def _read_addresses(self, hosts: list[HostSpec] | None = None) -> None:

@@ -83,6 +83,17 @@ def record_link_up() -> None:
         (PCAPS / "link-up-passive.truth.json").write_text(json.dumps(truth(lab, joined), indent=1) + "\n")
 
 
+def record_names() -> None:
+    """discover with names and the --ipv4 sweep on the naming LAN (real avahi-daemons)."""
+    from tests.lab import names_hosts
+
+    with LanLab(names_hosts()) as lab:
+        path = PCAPS / "discover-names.pcapng"
+        r = lab.exec_prober(*V6DIAG, "discover", "-i", lab.PROBER_IF, "--ipv4", "--json", "--write", str(path))
+        assert r.returncode == 0, r.stderr
+        (PCAPS / "discover-names.truth.json").write_text(json.dumps(truth(lab, lab.hosts), indent=1) + "\n")
+
+
 def _tcpdump(ns: str, path: Path) -> subprocess.Popen:
     path.unlink(missing_ok=True)
     p = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", "u0", "--immediate-mode", "-U", "-s", "0", "-w", str(path),
@@ -134,9 +145,11 @@ def record_trace() -> None:
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["discover", "link-up", "vxlan", "trace"]
+    which = sys.argv[1:] or ["discover", "names", "link-up", "vxlan", "trace"]
     if "discover" in which:
         record_discover_lan()
+    if "names" in which:
+        record_names()
     if "link-up" in which:
         record_link_up()
     if "vxlan" in which:

@@ -30,8 +30,8 @@ def test_pcap_json_is_the_documented_schema_on_stdout_only(v6diag_cmd):
     assert set(report) == {"interface", "source", "duration_s", "packets", "malformed_packets", "hosts", "findings",
                            "vendor_data"}
     host = report["hosts"][0]
-    assert set(host) == {"mac", "vendor", "mac_locally_administered", "addresses", "link_local",
-                         "iid_kind", "seen_by", "is_router", "first_reply_s"}
+    assert set(host) == {"mac", "vendor", "mac_locally_administered", "names", "addresses", "link_local", "ipv4",
+                         "iid_kind", "seen_by", "services", "is_router", "first_reply_s"}
     assert report["source"] == "pcap" and len(report["hosts"]) == 33
     lls = [h["link_local"] for h in report["hosts"]]
     import ipaddress
@@ -55,7 +55,7 @@ def test_human_output_names_vendors_and_ssh_commands(v6diag_cmd):
 
 @pytest.mark.parametrize("args, code, words", [
     (("discover",), 2, "give --iface"),
-    (("discover", "--pcap", LAN, "--watch"), 2, "--watch work on a live"),
+    (("discover", "--pcap", LAN, "--watch"), 2, "--ipv4 work on a live"),
     (("discover", "--pcap", LAN, "--timeout", "0"), 2, "--timeout"),
     (("discover", "--pcap", "/nonexistent.pcap"), 66, "cannot open capture"),
     (("discover", "--pcap", "/etc/os-release"), 66, "not a pcap or pcapng"),

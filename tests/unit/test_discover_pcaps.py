@@ -78,3 +78,17 @@ def test_passive_link_up_capture_finds_booting_devices_by_dad_rs_and_mld():
         assert {"dad", "mld"} <= set(got.seen_by), got.seen_by
         assert sorted(got.addresses) == sorted(want["addresses"])
         assert got.first_reply_s is None  # nothing was probed: nothing is a reply
+
+
+def test_names_services_and_ipv4_read_from_the_naming_capture():
+    """pcaps/discover-names.pcapng: real avahi-daemons answered; --ipv4 swept the /24."""
+    t = truth("discover-names.truth.json")
+    found = {h.mac: h for h in discover(PCAPS / "discover-names.pcapng").hosts}
+    assert set(found) == {h["mac"] for h in t["hosts"]} | {t["prober_mac"]}
+    for want in t["hosts"]:
+        got = found[want["mac"]]
+        assert [n.name for n in got.names if n.source == "mdns"] == (
+            [f"{want['mdns_name']}.local"] if want["mdns_name"] else [])
+        assert {(s.type, s.port) for s in got.services} == {tuple(s) for s in want["services"]}
+        assert got.ipv4 == ([want["ipv4"]] if want["ipv4"] else [])
+        assert got.link_local == want["link_local"]

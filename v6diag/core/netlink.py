@@ -27,6 +27,7 @@ class Interface:
     tentative_link_local: bool
     addresses: list[str]  # global and ULA, usable as sources
     prefixes: list[str]  # their /64 networks, for EUI-64 guesses
+    ipv4: tuple[str, ...] = ()  # IPv4 addresses with their prefix length, "192.168.1.10/24"
 
 
 def _iproute():
@@ -76,6 +77,7 @@ def interface(name: str) -> Interface:
             raise UsageError(f"no such interface: {name}", hint="list interfaces with `ip -br link`")
         link = ipr.get_links(idx[0])[0]
         addrs = ipr.get_addr(family=socket.AF_INET6, index=idx[0])
+        addrs4 = ipr.get_addr(family=socket.AF_INET, index=idx[0])
     flags = link["flags"]
     if flags & IFF_LOOPBACK:
         raise UsageError(f"{name} is the loopback interface: there is no link to discover on",
@@ -112,8 +114,9 @@ def interface(name: str) -> Interface:
             f"{name}'s link-local address {link_local} is still tentative (DAD in progress)",
             hint="wait a second and retry",
         )
+    ipv4 = tuple(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in addrs4 if a.get_attr("IFA_ADDRESS"))
     return Interface(name, idx[0], link.get_attr("IFLA_ADDRESS").lower(), link_local,
-                     tentative, usable, prefixes)
+                     tentative, usable, prefixes, ipv4)
 
 
 @dataclass(frozen=True)

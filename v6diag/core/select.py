@@ -10,7 +10,7 @@ import numpy as np
 
 from v6diag.core import link
 from v6diag.core.constants import (
-    ETH_IPV6, IPV6_EXT_FRAGMENT, IPV6_EXT_SKIPPABLE, LINKTYPE_ETHERNET, PROTO_ICMPV6, PROTO_UDP,
+    ETH_IPV4, ETH_IPV6, IPV6_EXT_FRAGMENT, IPV6_EXT_SKIPPABLE, LINKTYPE_ETHERNET, PROTO_ICMPV6, PROTO_UDP,
 )
 from v6diag.core.frames import Batch
 
@@ -32,6 +32,8 @@ class Ipv6Columns:
     mac_group: np.ndarray  # bool: Ethernet source MAC multicast or zero (not a device)
     icmp_type: np.ndarray  # the ICMPv6 type when nh is ICMPv6, else -1
     ports: tuple[np.ndarray, np.ndarray]  # UDP source and destination port when nh is UDP, else -1
+    etype: np.ndarray  # EtherType behind the link header (-1: no known link header)
+    ipv4_udp_sport: np.ndarray  # IPv4: the UDP source port of an unfragmented datagram, else -1
 
 
 def columns(batch: Batch) -> Ipv6Columns:
@@ -62,7 +64,12 @@ def columns(batch: Batch) -> Ipv6Columns:
     icmp_type = np.where(sound & (nh == PROTO_ICMPV6) & (end > upper), u8(upper), -1)
     udp = sound & (nh == PROTO_UDP) & (end >= upper + 4)
     ports = (np.where(udp, u16(upper), -1), np.where(udp, u16(upper + 2), -1))
-    return Ipv6Columns(buf, off, end, ipv6, sound, ethernet, l3, nh, src_ll, mac_group, icmp_type, ports)
+    ihl = (u8(l3) & 0x0F) * 4
+    v4_udp = (known & (etype == ETH_IPV4) & ((u8(l3) >> 4) == 4) & (u8(l3 + 9) == PROTO_UDP)
+              & ((u16(l3 + 6) & 0x3FFF) == 0) & (ihl >= 20) & (end >= l3 + ihl + 8))
+    v4_sport = np.where(v4_udp, u16(l3 + ihl), -1)
+    return Ipv6Columns(buf, off, end, ipv6, sound, ethernet, l3, nh, src_ll, mac_group, icmp_type, ports,
+                       np.where(known, etype, -1), v4_sport)
 
 
 def has_extension_headers(cols: Ipv6Columns) -> np.ndarray:

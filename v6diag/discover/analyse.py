@@ -8,9 +8,11 @@ from v6diag.core import vendor
 from v6diag.core.report import Finding
 from v6diag.discover.book import Change, NeighbourBook
 from v6diag.discover.decode import MalformedPacket, decode_frame
+from v6diag.discover.names import LLMNR_PORT, MDNS_PORT
 from v6diag.discover.report import DiscoveryReport, Sighting
 
 MAX_EXAMPLES = 3
+NAMING_PORTS = (MDNS_PORT, LLMNR_PORT)  # responses from these name their sender (names.py)
 
 
 def _frame(batch: Batch, i: int) -> Frame:
@@ -39,14 +41,19 @@ class DiscoveryAnalysis:
         import numpy as np
 
         from v6diag.core import select
-        from v6diag.core.constants import PROTO_ICMPV6
+        from v6diag.core.constants import DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETH_ARP, PROTO_ICMPV6
 
         cols = select.columns(batch)
+        sport, dport = cols.ports
+        naming = np.isin(sport, NAMING_PORTS) | ((sport == DHCPV6_CLIENT_PORT) & (dport == DHCPV6_SERVER_PORT))
         plain = (cols.sound & cols.ethernet & ~cols.mac_group & (cols.nh != PROTO_ICMPV6)
-                 & ~select.has_extension_headers(cols))
+                 & ~select.has_extension_headers(cols) & ~naming)
         if batch.outgoing is not None:
             plain &= ~np.asarray(batch.outgoing, bool)  # our own traffic is no sighting (decode_frame)
-        decode = cols.ipv6 & ~plain  # ND, MLD, echo, malformed, non-Ethernet links: the full decoder
+        # ND, MLD, echo, names, malformed, non-Ethernet links: the full decoder; of
+        # IPv4, only ARP and mDNS/LLMNR answers say anything
+        decode = ((cols.ipv6 & ~plain) | (cols.etype == ETH_ARP)
+                  | np.isin(cols.ipv4_udp_sport, NAMING_PORTS))
         traffic = np.flatnonzero(plain)
         if len(traffic):
             mac = select.rows(cols, cols.off[traffic] + 6, 6)
@@ -85,7 +92,12 @@ class DiscoveryAnalysis:
                 self.invalid_examples.append(decoded.invalid)
         if decoded.multicast_echo_id is not None:
             self.book.note_multicast_echo(decoded.multicast_echo_id, frame.ts)
-        return self.add_sightings(decoded.sightings)
+        changes = self.add_sightings(decoded.sightings)
+        for f in decoded.facts:
+            c = self.book.add_fact(f)
+            if c is not None:
+                changes.append(c)
+        return changes
 
     def add_sightings(self, sightings: list[Sighting]) -> list[Change]:
         changes = [self.book.add(s) for s in sightings]
@@ -102,7 +114,7 @@ class DiscoveryAnalysis:
                 fix="check the cable/Wi-Fi association and VLAN; make sure the other "
                     "devices have IPv6 enabled; try a longer --timeout",
             ))
-        silent = [h for h in hosts if "echo" not in h.seen_by]
+        silent = [h for h in hosts if "echo" not in h.seen_by and h.addresses]  # IPv4-only devices: not ping6's
         if hosts and silent and source == "live":
             findings.append(Finding.info(
                 "echo-silent-hosts", f"{len(silent)} of {len(hosts)} devices did not answer ping ff02::1; "

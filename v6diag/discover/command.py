@@ -26,6 +26,8 @@ def discover(
     watch: bool = typer.Option(False, "--watch", help="Keep listening and print devices as they appear, until Ctrl-C."),
     user: str = typer.Option("<user>", "--user", help="User name for the printed ssh commands."),
     mldv1: bool = typer.Option(False, "--mldv1", help="Also send an MLDv1 query (puts Linux hosts in MLDv1 mode for ~260 s)."),
+    names: bool = typer.Option(True, "--names/--no-names", help="Ask devices their names (mDNS, LLMNR, Node Information)."),
+    ipv4: bool = typer.Option(False, "--ipv4", help="Also ARP-sweep the interface's IPv4 subnets (at most a /22)."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout (schema in README)."),
 ) -> int:
     """Find every device on a link (echo, unknown-option probes, MLD, NS, neighbour table)."""
@@ -33,8 +35,8 @@ def discover(
     as_json = json_out or opts.json
     if pcap is None and iface is None:
         raise UsageError("give --iface IF to probe a link, or --pcap FILE to read a capture")
-    if pcap is not None and (write or watch):
-        raise UsageError("--write and --watch work on a live --iface, not with --pcap")
+    if pcap is not None and (write or watch or ipv4):
+        raise UsageError("--write, --watch and --ipv4 work on a live --iface, not with --pcap")
     if not 0 < timeout <= 3600:
         raise UsageError("--timeout must be between 0 and 3600 seconds")
     if iface == "any" and pcap is None:
@@ -44,7 +46,7 @@ def discover(
     if pcap is not None:
         report = _from_capture(str(pcap), iface, as_json)
     else:
-        report = _live(iface, timeout, write, watch, user, mldv1, as_json, out, opts.verbose)
+        report = _live(iface, timeout, write, watch, user, mldv1, as_json, out, opts.verbose, names, ipv4)
     if opts.verbose:
         from v6diag.core.vendor import describe
 
@@ -77,7 +79,7 @@ def _from_capture(path: str, iface: str | None, as_json: bool = False):
     return analysis.report(iface or reader.interface_name, reader.span_s, "pcap", reader.problem)
 
 
-def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
+def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose, names=True, ipv4=False):
     from v6diag.core import netlink, privilege
     from v6diag.core.capture import CaptureWriter
     from v6diag.core.jsonout import emit
@@ -90,6 +92,17 @@ def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
                       "`v6diag discover --pcap FILE` reads a capture of the link (`tcpdump -w FILE ip6`)")
     info = netlink.interface(iface)
     analysis = DiscoveryAnalysis(exclude_macs=frozenset({info.mac}))
+    sweep = None
+    if ipv4:
+        from v6diag.discover.naming import SWEEP_MAX_PREFIX, ArpSweep
+
+        if not info.ipv4:
+            raise UsageError(f"--ipv4 sweeps the IPv4 subnets of {iface}, and it has no IPv4 address",
+                             hint=f"passive ARP is always on; give {iface} an address to sweep from")
+        sweep = ArpSweep(info)
+        for net in sweep.narrowed:
+            err.print(f"v6diag: {net} is larger than a /{SWEEP_MAX_PREFIX}: sweeping only the "
+                      f"/{SWEEP_MAX_PREFIX} around this host's address", highlight=False)
     writer = CaptureWriter(str(write)) if write else None
     window = {"open": True}
 
@@ -104,12 +117,15 @@ def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
             if as_json:
                 emit(WatchEvent(c.kind, time.time(), c.address, h), stream=True)
             else:
-                what = "new device" if c.kind == "host" else f"new address {c.address} of"
+                what = {"host": "new device", "address": f"new address {c.address} of",
+                        "name": f"name {c.address} for", "service": f"service {c.address} on",
+                        "ipv4": f"IPv4 {c.address} of"}[c.kind]
                 out.print(f"{time.strftime('%H:%M:%S')} {what} {render.host_line(h)}", highlight=False, soft_wrap=True)
                 # the hint comes with the first link-local address, which a device booting
                 # with DAD only shows after its first sightings (MLD reports from ::)
                 hint = render.ssh_hint(h, iface, user)
-                if hint and c.address is not None and c.address == h.link_local:
+                if hint and c.address is not None and (c.address == h.link_local or
+                                                       (c.kind == "name" and c.address == render.mdns_name(h))):
                     out.print("    " + hint, highlight=False, soft_wrap=True)
 
     def on_window_end(elapsed: float) -> None:
@@ -126,7 +142,7 @@ def _live(iface, timeout, write, watch, user, mldv1, as_json, out, verbose):
         duration = probe.discover_live(
             info, analysis, timeout, ident, watch=watch, mldv1=mldv1,
             on_frame=writer.write if writer else None, on_changes=on_changes,
-            on_window_end=on_window_end if watch else None,
+            on_window_end=on_window_end if watch else None, names=names, sweep=sweep,
         )
     except KeyboardInterrupt:
         if not watch:

@@ -17,10 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from v6diag.core import link
-from v6diag.core.constants import ETH_IPV6, ND_HOP_LIMIT, PROTO_ICMPV6
+from v6diag.core.constants import (
+    DHCPV6_CLIENT_PORT, DHCPV6_SERVER_PORT, ETH_ARP, ETH_IPV4, ETH_IPV6, ND_HOP_LIMIT, PROTO_ICMPV6, PROTO_UDP,
+)
 from v6diag.core.frames import Frame
 from v6diag.core.inet import ipv6_text
 from v6diag.core.wire import MalformedPacket, check_nd_options, ipv6_upper  # noqa: F401  (MalformedPacket: callers catch it)
+from v6diag.discover.names import (
+    LLMNR_PORT, MDNS_PORT, NODEINFO_REPLY, Fact, arp_facts, dhcpv6_fqdn_facts, dns_facts, nodeinfo_facts,
+)
 from v6diag.discover.report import Sighting
 
 # How a device can be seen; the order is the order shown to users.
@@ -35,6 +40,10 @@ TECHNIQUES = (
     "rs",  # Router Solicitation
     "ra",  # Router Advertisement
     "neigh-table",  # the kernel's neighbour table
+    "mdns",  # answered (or announced) over multicast DNS
+    "llmnr",  # answered an LLMNR query
+    "nodeinfo",  # answered an ICMPv6 Node Information query
+    "arp",  # IPv4 ARP (passive, or the --ipv4 sweep)
     "traffic",  # any other link-local traffic heard
 )
 ACTIVE = {"echo", "dest-opt-nh59", "dest-opt-icmp", "mld", "ns"}
@@ -58,6 +67,7 @@ class Decoded:
     sightings: list[Sighting] = field(default_factory=list)
     multicast_echo_id: int | None = None  # an echo request sent to a multicast group
     invalid: str | None = None  # why a packet that parsed is not acceptable as evidence
+    facts: list[Fact] = field(default_factory=list)  # names, services, IPv4 (names.py)
 
 
 def _unicast(a: bytes) -> bool:
@@ -77,7 +87,13 @@ def decode_frame(frame: Frame) -> Decoded:
     """Never raises for bad packet bytes except MalformedPacket."""
     out = Decoded()
     lh = link.parse(frame.linktype, frame.data)
-    if lh is None or lh.etype != ETH_IPV6:
+    if lh is None:
+        return out
+    if lh.etype in (ETH_ARP, ETH_IPV4):
+        if not (frame.outgoing or lh.outgoing):
+            _ipv4_link(frame, lh, out)
+        return out
+    if lh.etype != ETH_IPV6:
         return out
     d = frame.data
     ip = lh.l3
@@ -103,12 +119,14 @@ def _sightings(frame: Frame, mac: str, outgoing: bool, d: bytes, off: int, end: 
     ts = frame.ts
     src_text = ipv6_text(src) if _unicast(src) else None
 
-    def see(address: str | None, technique: str, router: bool = False, who: str = mac) -> None:
-        out.sightings.append(Sighting(ts, who, address, technique, router, technique in ACTIVE))
+    def see(address: str | None, technique: str, router: bool = False, who: str = mac, active=None) -> None:
+        out.sightings.append(Sighting(ts, who, address, technique, router,
+                                      technique in ACTIVE if active is None else active))
 
     if nh != PROTO_ICMPV6:
         if not outgoing:
-            see(src_text if src_text and _link_local(src) else None, "traffic")
+            technique = _udp_names(frame, mac, d, off, end, out) if nh == PROTO_UDP else "traffic"
+            see(src_text if src_text and _link_local(src) else None, technique)
         return
     icmp = d[off:end]
     if len(icmp) < 4:
@@ -150,11 +168,52 @@ def _sightings(frame: Frame, mac: str, outgoing: bool, d: bytes, off: int, end: 
         see(src_text if src_text and _link_local(src) else None, "mld")
     elif kind == PARAM_PROBLEM:
         see(src_text, _dest_opt_technique(icmp[8:]))
+    elif kind == NODEINFO_REPLY:
+        out.facts += nodeinfo_facts(icmp, ts, mac)
+        see(src_text if src_text and _link_local(src) else None, "nodeinfo", active=False)
     elif kind == ECHO_REPLY:
         # attributed to an address only when it answers a multicast request (analyse)
         out.sightings.append(Sighting(ts, mac, src_text, f"echo-reply:{(icmp[4] << 8) | icmp[5]}", False, True))
     else:
         see(src_text if src_text and _link_local(src) else None, "traffic")
+
+
+def _udp_names(frame: Frame, mac: str, d: bytes, off: int, end: int, out: Decoded) -> str:
+    """mDNS/LLMNR responses (by source port) and DHCPv6 client messages (to the
+    server port) name their sender; the technique the frame counts as."""
+    if off + 8 > end:
+        return "traffic"
+    sport, dport = (d[off] << 8) | d[off + 1], (d[off + 2] << 8) | d[off + 3]
+    payload = d[off + 8 : end]
+    if sport in (MDNS_PORT, LLMNR_PORT):
+        source = "mdns" if sport == MDNS_PORT else "llmnr"
+        facts = dns_facts(payload, frame.ts, mac, source)
+        out.facts += facts
+        return source if facts else "traffic"
+    if dport == DHCPV6_SERVER_PORT and sport == DHCPV6_CLIENT_PORT:
+        out.facts += dhcpv6_fqdn_facts(payload, frame.ts, mac)
+    return "traffic"
+
+
+def _ipv4_link(frame: Frame, lh, out: Decoded) -> None:
+    """IPv4 on the same link: ARP (RFC 826), and mDNS/LLMNR responses over IPv4
+    (RFC 791 header, unfragmented UDP only)."""
+    d, ip = frame.data, lh.l3
+    if lh.etype == ETH_ARP:
+        out.facts += arp_facts(d[ip:], frame.ts)
+        return
+    if lh.src_mac is None or not _mac_unicast(lh.src_mac) or len(d) < ip + 20 or d[ip] >> 4 != 4:
+        return
+    ihl = (d[ip] & 0x0F) * 4
+    end = min(len(d), ip + ((d[ip + 2] << 8) | d[ip + 3]))
+    fragment = ((d[ip + 6] << 8) | d[ip + 7]) & 0x3FFF  # MF or an offset
+    if d[ip + 9] != PROTO_UDP or fragment or ihl < 20 or ip + ihl + 8 > end:
+        return
+    u = ip + ihl
+    sport = (d[u] << 8) | d[u + 1]
+    if sport in (MDNS_PORT, LLMNR_PORT):
+        out.facts += dns_facts(d[u + 8 : end], frame.ts, link.mac_text(lh.src_mac),
+                               "mdns" if sport == MDNS_PORT else "llmnr")
 
 
 def _option(icmp: bytes, start: int, wanted: int) -> bytes | None:

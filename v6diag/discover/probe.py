@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from v6diag.core.constants import ND_HOP_LIMIT
+from v6diag.core.constants import ETH_P_ALL, ND_HOP_LIMIT
 from v6diag.core.ndp import icmpv6_frame, neighbor_solicitation
 from v6diag.core.netlink import Interface
 from v6diag.core.packet_socket import PacketSocket
@@ -21,6 +21,8 @@ from v6diag.core.vendor import vendor_of
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.book import Change
 from v6diag.discover.host import neighbour_sightings
+from v6diag.discover.names import dnspython
+from v6diag.discover.naming import ArpSweep, Namer
 
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"
@@ -112,12 +114,19 @@ def discover_live(
     on_frame: Callable | None = None,
     on_changes: Callable[[list[Change]], None] | None = None,
     on_window_end: Callable[[float], None] | None = None,
+    names: bool = True,
+    sweep: ArpSweep | None = None,
 ) -> float:
     """Probe and collect for `timeout` seconds (forever with `watch`, until Ctrl-C).
     Returns the wall time of the probe window. Ctrl-C during the window ends it
-    early (analysis.interrupted): what was heard so far is the answer."""
-    with PacketSocket(iface.name, iface.index, on_send=on_frame) as sock:
-        w = _Window(sock, iface, analysis, timeout, ident, watch, on_frame, on_changes or (lambda changes: None))
+    early (analysis.interrupted): what was heard so far is the answer. Every
+    protocol is heard (ETH_P_ALL): ARP and IPv4 mDNS answers name devices too."""
+    with PacketSocket(iface.name, iface.index, protocol=ETH_P_ALL, on_send=on_frame) as sock:
+        namer = Namer(iface, sock.send) if names else None
+        if sweep is not None:
+            sweep.send_frame = sock.send
+        w = _Window(sock, iface, analysis, timeout, ident, watch, on_frame, on_changes or (lambda changes: None),
+                    namer, sweep)
         try:
             # What the kernel already knew, read before our probes refresh it.
             w.notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
@@ -126,8 +135,10 @@ def discover_live(
             analysis.book.note_multicast_echo(ident, time.time())
             for frame in frames:
                 sock.send(frame)
-            # Parse the OUI database while we wait for replies, not after.
-            threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
+            # Parse the OUI database (and load dnspython) while we wait for replies, not after.
+            threading.Thread(target=_warm, args=(names,), daemon=True).start()
+            if namer:
+                namer.start()
             return w.run(on_window_end)
         except KeyboardInterrupt:
             if not w.open or watch:
@@ -137,16 +148,26 @@ def discover_live(
                 w.take(frame)
             analysis.interrupted = True
             return elapsed
+        finally:
+            if namer:
+                namer.close()
+
+
+def _warm(names: bool) -> None:
+    vendor_of("00:00:00:00:00:00")
+    if names:
+        dnspython()
 
 
 class _Window:
     """The probe window: read answers, send NS follow-ups and the second burst,
     until the window ends (or for ever with --watch)."""
 
-    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify):
+    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify, namer=None, sweep=None):
         self.sock, self.iface, self.analysis = sock, iface, analysis
         self.timeout, self.ident, self.watch = timeout, ident, watch
         self.on_frame, self.notify = on_frame, notify
+        self.namer, self.sweep = namer, sweep
         self.start = self.last_news = time.monotonic()
         self.open = True
 
@@ -168,8 +189,13 @@ class _Window:
         for frame in self.sock.frames(deadline):
             if frame is not None:
                 self.take(frame)
+            if self.sweep is not None and not self.sweep.done:
+                self.sweep.tick()
+                if self.sweep.done:
+                    self.last_news = time.monotonic()  # the quiet period counts from the last request
             now = time.monotonic()
-            if self.open and _window_over(now - start, now - self.last_news, timeout, quiet):
+            sweeping = self.sweep is not None and not self.sweep.done
+            if self.open and not sweeping and _window_over(now - start, now - self.last_news, timeout, quiet):
                 self.open = False
                 elapsed = now - start
                 for frame in self.sock.queued():  # answers that arrived in time but were not read yet
@@ -184,6 +210,8 @@ class _Window:
                     send(f)
             if now >= next_ns:
                 next_ns = now + NS_INTERVAL
+                if self.namer is not None:  # --watch: devices that turn up later are asked too
+                    self.namer.tick(book)
                 for target, heard in book.ns_candidates(self.iface.prefixes):
                     if tries.get(target, 0) < (NS_TRIES if heard else 1):
                         tries[target] = tries.get(target, 0) + 1

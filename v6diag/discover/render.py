@@ -20,34 +20,64 @@ def _vendor(h: Host) -> Text:
 
 def host_line(h: Host) -> str:
     """One line per device, for --watch."""
-    addr = h.link_local or (h.addresses[0] if h.addresses else "-")
+    addr = h.link_local or (h.addresses[0] if h.addresses else (h.ipv4[0] if h.ipv4 else "-"))
     vendor = h.vendor or ("random/local MAC" if h.mac_locally_administered else "unknown OUI")
-    return f"{addr}  {h.mac}  {vendor}  [{', '.join(h.seen_by)}]"
+    name = f"{h.names[0].name}  " if h.names else ""
+    return f"{name}{addr}  {h.mac}  {vendor}  [{', '.join(h.seen_by)}]"
+
+
+def mdns_name(h: Host) -> str | None:
+    """The name.local to type, when the device answered mDNS with one."""
+    return next((n.name for n in h.names if n.source == "mdns" and n.name.endswith(".local")), None)
 
 
 def ssh_hint(h: Host, interface: str | None, user: str) -> str | None:
+    name = mdns_name(h)
+    if name:
+        return f"ssh {user}@{name}"
     if not h.link_local:
         return None
     return f"ssh {user}@{h.link_local}%{interface or 'IFACE'}"
 
 
-# what gives way first in a narrow terminal: seen-by, then reply time, IID kind,
-# router flag; link-local, MAC, vendor and the other addresses stay
-COLUMNS = [Column("Link-local"), Column("MAC"), Column("Vendor"), Column("IID", 4),
-           Column("Other addresses", 2), Column("Router", 3), Column("Seen by", 6), Column("Reply ms", 5, "right")]
+def _names(h: Host) -> str:
+    seen: list[str] = []
+    for n in h.names:
+        if n.name not in seen:
+            seen.append(n.name)
+    return "\n".join(seen) or "-"
+
+
+def _services(h: Host) -> str:
+    return "\n".join(f"{s.type.split('.')[0].lstrip('_')}:{s.port}" for s in h.services) or ""
+
+
+# what gives way first in a narrow terminal: seen-by, then services, reply time,
+# IID kind, router flag; name, link-local, MAC, vendor and the addresses stay
+COLUMNS = [Column("Name"), Column("Link-local"), Column("MAC"), Column("Vendor"), Column("IID", 5),
+           Column("Other addresses", 2), Column("IPv4", 2), Column("Router", 4), Column("Services", 6),
+           Column("Seen by", 8), Column("Reply ms", 7, "right")]
+OPTIONAL = {"Name", "IPv4", "Services"}
 
 
 def discovery(report: DiscoveryReport, console: Console, user: str = "<user>") -> None:
     where = report.interface or "capture"
-    title = (f"{len(report.hosts)} IPv6 devices on {where} "
+    ipv6 = sum(1 for h in report.hosts if h.addresses)
+    only4 = len(report.hosts) - ipv6
+    title = (f"{ipv6} IPv6 devices{f' and {only4} IPv4-only' if only4 else ''} on {where} "
              f"({report.source}, {report.duration_s:.2f} s, {report.packets} packets)")
     rows = []
     for h in report.hosts:
         others = [a for a in h.addresses if a != h.link_local]
-        rows.append([h.link_local or "-", h.mac, _vendor(h), h.iid_kind, "\n".join(others) or "-",
-                     "yes" if h.is_router else "", ", ".join(h.seen_by),
+        rows.append([_names(h), h.link_local or "-", h.mac, _vendor(h), h.iid_kind, "\n".join(others) or "-",
+                     "\n".join(h.ipv4) or "-", "yes" if h.is_router else "", _services(h), ", ".join(h.seen_by),
                      "-" if h.first_reply_s is None else f"{h.first_reply_s * 1000:.0f}"])
-    print_table(console, title, COLUMNS, rows, spill=2)
+    # a column nobody filled (no names asked or heard, no IPv4, no services) is left out
+    empty = {i for i, c in enumerate(COLUMNS) if c.header in OPTIONAL
+             and all(row[i] in ("-", "") for row in rows)}
+    columns = [c for i, c in enumerate(COLUMNS) if i not in empty]
+    rows = [[cell for i, cell in enumerate(row) if i not in empty] for row in rows]
+    print_table(console, title, columns, rows, spill=[c.header for c in columns].index("Vendor"))
     hints = [s for s in (ssh_hint(h, report.interface, user) for h in report.hosts) if s]
     if hints:
         console.print("\nReach them:", style="bold")

@@ -23,15 +23,31 @@ class Sighting:
     active: bool = True  # an answer to a probe (counts for "first reply")
 
 
+@dataclass(frozen=True)
+class Name:
+    name: str  # raspberrypi.local (mDNS), DESKTOP-7Q2 (LLMNR), as the device gave it
+    source: str  # mdns | llmnr | nodeinfo | dhcpv6
+
+
+@dataclass(frozen=True)
+class Service:
+    type: str  # DNS-SD service type, e.g. _ssh._tcp (RFC 6763 7)
+    port: int
+    name: str  # the instance name, e.g. "raspberrypi" or "Living Room Printer"
+
+
 @dataclass
 class Host:
     mac: str
     vendor: str | None
     mac_locally_administered: bool
-    addresses: list[str]  # sorted numerically
+    names: list[Name]  # mdns first, then llmnr, nodeinfo, dhcpv6; each in the order heard
+    addresses: list[str]  # IPv6, sorted numerically
     link_local: str | None
+    ipv4: list[str]  # sorted numerically: ARP, mDNS A records
     iid_kind: str
     seen_by: list[str]  # techniques, in decode.TECHNIQUES order
+    services: list[Service]  # sorted by type, port
     is_router: bool
     first_reply_s: float | None  # seconds after the probe burst, None if only heard
 
@@ -52,7 +68,7 @@ class DiscoveryReport:
 class WatchEvent:
     """One NDJSON line of `discover --watch --json` after the window."""
 
-    event: str  # "host" | "address"
+    event: str  # "host" | "address" | "name" | "service" | "ipv4"
     time: float = field(metadata=meta(round=3))
     address: str | None
     host: Host
