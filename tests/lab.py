@@ -304,6 +304,8 @@ class LanLab(NamespaceLab):
            input="\n".join(self._attach(self.ns(h), "eth0", h.mac)) + "\n")
         sh("ip", "netns", "exec", self.ns(h), "sh", "-ec", self._host_script(h, dad))
         self.hosts.append(h)
+        if h.mdns_name:  # booting with its mDNS responder, which announces itself
+            self._start_avahi(h)
         return h
 
     def wait_addresses(self, h: HostSpec, timeout: float = 10) -> None:
