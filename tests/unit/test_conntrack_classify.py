@@ -63,12 +63,12 @@ def test_a_venv_that_cannot_see_the_system_bcc_is_told_how_to_fix_it(tmp_path, m
     bcc, sys.prefix for a venv): what each case must say."""
     import sys
 
-    from v6diag.conntrack import bpf
+    from v6diag.core import bcc
 
     (tmp_path / "bcc").mkdir()
-    monkeypatch.setattr(bpf, "SYSTEM_BCC", (str(tmp_path / "bcc"),))
+    monkeypatch.setattr(bcc, "SYSTEM_BCC", (str(tmp_path / "bcc"),))
     monkeypatch.setattr(sys, "prefix", "/home/me/venv")
     monkeypatch.setattr(sys, "base_prefix", "/usr")
-    assert "--system-site-packages" in bpf._bcc_missing() and "/home/me/venv" in bpf._bcc_missing()
-    monkeypatch.setattr(bpf, "SYSTEM_BCC", (str(tmp_path / "none"),))
-    assert bpf._bcc_missing() == "bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)"
+    assert "--system-site-packages" in bcc.bcc_missing() and "/home/me/venv" in bcc.bcc_missing()
+    monkeypatch.setattr(bcc, "SYSTEM_BCC", (str(tmp_path / "none"),))
+    assert bcc.bcc_missing() == "bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)"

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import ctypes as ct
 import os
-import platform
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from v6diag.conntrack.ctnetlink import status_names, tcp_state_names
 from v6diag.conntrack.report import DestroyEvent
+from v6diag.core import bcc
 from v6diag.core.constants import PROTO_NAMES
 from v6diag.core.errors import UnavailableError
 
@@ -28,9 +27,9 @@ PROBED = "nf_ct_delete"
 
 def source():
     """The program's C source, as shipped: a Traversable (a real file once installed)."""
-    from importlib import resources
+    return bcc.source(PROGRAM)
 
-    return resources.files("v6diag.bpf").joinpath(PROGRAM)
+
 NO_KPROBES = "kprobes unavailable on this kernel (no kprobe event source: CONFIG_KPROBES off?)"
 
 
@@ -41,34 +40,7 @@ def kprobes_available() -> bool:
 
 
 def missing_for_bcc() -> list[str]:
-    """What any bcc program needs: bcc itself and headers of the running kernel."""
-    out = []
-    release = platform.release()
-    try:
-        import bcc  # noqa: F401  (python3-bpfcc; the venv sees it through system site-packages)
-    except ImportError:
-        out.append(_bcc_missing())
-    if not os.path.exists(f"/lib/modules/{release}/build"):
-        out.append(f"kernel headers for {release} are missing (Debian/Ubuntu: apt install linux-headers-{release})")
-    return out
-
-
-SYSTEM_BCC = ("/usr/lib/python3/dist-packages/bcc", "/usr/lib/python3/site-packages/bcc")
-
-
-def _bcc_missing() -> str:
-    """Why `import bcc` failed, and the fix: bcc comes with the distribution's
-    python3 (python3-bpfcc), and a venv sees it only with system site-packages."""
-    installed = any(os.path.isdir(p) for p in SYSTEM_BCC)
-    in_venv = sys.prefix != sys.base_prefix
-    if installed and in_venv:
-        return (f"bcc is installed for the system's python3 but this environment ({sys.prefix}) cannot see it: "
-                "recreate it with `python3 -m venv --system-site-packages`, or "
-                "`pipx install --system-site-packages v6diag`")
-    if installed:
-        return (f"bcc is installed for the system's python3, not for this one ({sys.executable}): "
-                "run v6diag with /usr/bin/python3 (a venv made with --system-site-packages)")
-    return "bcc is not installed (Debian/Ubuntu: apt install python3-bpfcc)"
+    return bcc.missing()
 
 
 class CtTuple(ct.Structure):  # struct ct_tuple in bpf/conntrack_delete.c
@@ -116,14 +88,6 @@ def address_words(address: str) -> tuple[int, ...]:
 BUFFERS = ("auto", "ring", "perf")
 
 
-def ring_buffer_available() -> bool:
-    """BPF ring buffers came with Linux 5.8 (and bcc 0.16)."""
-    from bcc import BPF
-
-    release = tuple(int(x) for x in platform.release().split("-")[0].split(".")[:2] if x.isdigit())
-    return release >= (5, 8) and hasattr(BPF, "ring_buffer_poll")
-
-
 def cflags(mode: str, kfilter: KernelFilter, buffer: str = "perf", summary_only: bool = False) -> list[str]:
     return ((["-DUSE_FENTRY"] if mode == "fentry" else []) + (["-DUSE_RINGBUF"] if buffer == "ring" else [])
             + (["-DSUMMARY_ONLY"] if summary_only else []) + kfilter.cflags())
@@ -135,9 +99,7 @@ def fentry_blocker() -> str | None:
     sits in the nf_conntrack module on distribution kernels, so fentry needs a kernel
     with conntrack built in (measured on 6.1.0-56-amd64: "nf_ct_delete is not found
     in vmlinux BTF")."""
-    from bcc import BPF
-
-    if not BPF.support_kfunc():
+    if not bcc.supports_fentry():
         return "BPF trampolines (fentry) unsupported: needs x86-64, kernel BTF and bpf_trampoline"
     if not conntrack_builtin():
         return ("fentry cannot attach to nf_ct_delete: it lives in the nf_conntrack module and bcc "
@@ -178,25 +140,12 @@ class BpfDeleteEvents:
         # reader (bench/conntrack): 512 pages (2 MiB) per CPU of perf buffer, or one
         # 4 MiB ring shared by all CPUs, hold ~15k-30k events. What overflows is
         # counted in the kernel, and the totals come from the counts anyway.
-        from bcc import BPF
-
-        from importlib import resources
-
         self.mode, self.summary_only = mode, summary_only
-        self.buffer = ("ring" if ring_buffer_available() else "perf") if buffer == "auto" else buffer
-        src = source()
-        if not src.is_file():
-            raise UnavailableError(f"the BPF program {PROGRAM} is missing from this installation of v6diag",
-                                   hint="reinstall v6diag (pip install --force-reinstall v6diag)")
+        self.buffer = ("ring" if bcc.ring_buffer_available() else "perf") if buffer == "auto" else buffer
         flags = cflags(mode, kfilter, self.buffer, summary_only)
         if pages and self.buffer == "ring":
             flags.append(f"-DRING_PAGES={pages}")
-        try:
-            with resources.as_file(src) as path:  # bcc compiles from a path
-                self.bpf = BPF(src_file=str(path).encode(), cflags=flags)
-        except Exception as e:  # bcc raises bare Exception on compile/load failures
-            raise UnavailableError(f"cannot compile/load {PROGRAM}: {e}",
-                                   hint="check that linux-headers-$(uname -r) match the running kernel") from e
+        self.bpf = bcc.compile_program(PROGRAM, flags)
         if not self.bpf.num_open_kprobes() and not getattr(self.bpf, "kfunc_entry_fds", None):
             raise UnavailableError(f"the {mode} probe on {PROBED} did not attach")
         self.lost = 0
@@ -205,7 +154,7 @@ class BpfDeleteEvents:
         self._status = status_names()
         self._status_cache: dict[int, list[str]] = {}
         self._tcp = tcp_state_names()
-        self._modules = _modules()
+        self._modules = bcc.modules()
         self._stacks: dict[int, list[str]] = {}  # stack id -> names; a flush repeats one stack
         if summary_only:
             self._poll = None
@@ -301,8 +250,6 @@ class BpfDeleteEvents:
         return list(names)
 
     def _stack(self, stack_id: int) -> list[str]:
-        from bcc import BPF
-
         if stack_id < 0:  # -EFAULT/-EEXIST: the stack map was full or the walk failed
             return []
         if stack_id not in self._stacks:
@@ -310,30 +257,18 @@ class BpfDeleteEvents:
                 addrs = list(self.bpf["stacks"].walk(stack_id))
             except KeyError:
                 return []
-            self._stacks[stack_id] = [BPF.ksym(a).decode(errors="replace") for a in addrs]
+            self._stacks[stack_id] = [bcc.ksym(a) for a in addrs]
         return list(self._stacks[stack_id])
 
     def _refresh_symbols(self) -> None:
-        # bcc caches kernel symbols when first used and never rereads them; a module
-        # loaded later (nf_conntrack_netlink, on the first `conntrack -D`) would then
-        # resolve to wrong names. bcc 0.26 has no public refresh: drop its cache.
-        mods = _modules()
-        if mods != self._modules:
-            from bcc import BPF
-
-            BPF._sym_caches.pop(-1, None)
+        mods = bcc.modules()
+        if mods != self._modules:  # a module loaded since (nf_conntrack_netlink on the first `conntrack -D`)
+            bcc.forget_symbols()
             self._modules = mods
             self._stacks.clear()
 
     def close(self) -> None:
         self.bpf.cleanup()
-
-
-def _modules() -> str:
-    try:
-        return " ".join(line.split(" ", 1)[0] for line in Path("/proc/modules").read_text().splitlines())
-    except OSError:
-        return ""
 
 
 def _tuple(t, fam: int, proto: str) -> dict:

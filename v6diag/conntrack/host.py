@@ -5,10 +5,8 @@ DESTROY events (the what), each missing piece named on stderr."""
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-from v6diag.core.errors import PrivilegeError, UnavailableError, UsageError
+from v6diag.core.errors import PrivilegeError, UnavailableError
 
 PROBES = ("auto", "kprobe", "fentry", "netlink")
 
@@ -77,23 +75,16 @@ def open_source(probe: str, kfilter, netns: str | None, err, buffer: str = "auto
 
 def netns_inode(name: str) -> int:
     """The inode that names a namespace in the kernel (what the BPF filter compares)."""
-    path = Path(f"/run/netns/{name}")
-    if not path.exists():
-        raise UsageError(f"no such network namespace: {name}", hint="list them with `ip netns list`")
-    return os.stat(path).st_ino
+    from v6diag.core import netns
+
+    return netns.inode(name)
 
 
 def enter_netns(name: str) -> None:
     # ctnetlink reports only the namespace its socket lives in
-    from pyroute2 import netns
+    from v6diag.core import netns
 
-    try:
-        netns.setns(name)
-    except PermissionError as e:
-        raise PrivilegeError("CAP_SYS_ADMIN", f"entering network namespace {name}") from e
-    except OSError as e:
-        raise UnavailableError(f"cannot enter network namespace {name}: {e.strerror}") from e
-    sys.stdout.flush()
+    netns.enter(name)
 
 
 EVENTS_SYSCTL = "/proc/sys/net/netfilter/nf_conntrack_events"

@@ -146,3 +146,12 @@ def mtu(name: str) -> int | None:
     with _iproute() as ipr:
         idx = ipr.link_lookup(ifname=name)
         return ipr.get_links(idx[0])[0].get_attr("IFLA_MTU") if idx else None
+
+
+def index_in(netns_name: str, ifname: str) -> int | None:
+    """An interface's index inside another network namespace (ip -n NS link)."""
+    from pyroute2 import NetNS
+
+    with NetNS(netns_name) as ns:
+        found = ns.link_lookup(ifname=ifname)
+    return found[0] if found else None

@@ -1,0 +1,79 @@
+"""Two namespaces over a veth where the kernel drops packets for known reasons:
+a UDP listener (IPv4 and IPv6) that receives datagrams with wrong checksums,
+a closed UDP port, and an nftables rule dropping TCP SYNs to one port. The
+packets are crafted by scapy in namespace a and never leave the pair."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.lab import Namespaces, wait_until
+
+A4, B4, A6, B6 = "10.77.0.1", "10.77.0.2", "fd00:77::1", "fd00:77::2"
+LISTEN, CLOSED, FIREWALLED = 5001, 5003, 5002
+
+LISTENER = f"""
+import socket, time
+socks = []
+for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, {LISTEN})); socks.append(s)
+print("listening", flush=True)
+time.sleep(3600)
+"""
+
+SEND = """
+import sys
+from scapy.all import IP, IPv6, TCP, UDP, Ether, sendp, conf
+conf.verb = 0
+what, n = sys.argv[1], int(sys.argv[2])
+dst_mac = sys.argv[3]
+if what == "udp-bad4":
+    pkt = IP(src="{A4}", dst="{B4}") / UDP(sport=40000, dport={LISTEN}, chksum=0x1234) / b"bad"
+elif what == "udp-bad6":
+    pkt = IPv6(src="{A6}", dst="{B6}") / UDP(sport=40000, dport={LISTEN}, chksum=0x1234) / b"bad"
+elif what == "udp-closed6":
+    pkt = IPv6(src="{A6}", dst="{B6}") / UDP(sport=40001, dport={CLOSED}) / b"x"
+elif what == "syn6":
+    pkt = IPv6(src="{A6}", dst="{B6}") / TCP(sport=40002, dport={FIREWALLED}, flags="S")
+sendp([Ether(dst=dst_mac) / pkt] * n, iface="eth0")
+""".format(A4=A4, B4=B4, A6=A6, B6=B6, LISTEN=LISTEN, CLOSED=CLOSED, FIREWALLED=FIREWALLED)
+
+
+def two_hosts(prefix: str) -> Namespaces:
+    return Namespaces(prefix, ["a", "b"], [
+        ("a", f"""
+ip link add eth0 type veth peer name eth0 netns @b
+ip addr add {A4}/24 dev eth0
+ip addr add {A6}/64 dev eth0 nodad
+ip link set eth0 up
+ip -n @b addr add {B4}/24 dev eth0
+ip -n @b addr add {B6}/64 dev eth0 nodad
+ip -n @b link set eth0 up
+"""),
+        ("b", f"""
+nft add table inet v6diag_drops
+nft add chain inet v6diag_drops input '{{ type filter hook input priority 0; }}'
+nft add rule inet v6diag_drops input tcp dport {FIREWALLED} drop
+"""),
+    ])
+
+
+class DropsLab:
+    def __init__(self, lab: Namespaces):
+        self.lab = lab
+        self.b_mac = lab.run("b", "cat", "/sys/class/net/eth0/address", check=True).stdout.strip()
+
+    def start_listener(self):
+        import subprocess
+
+        p = self.lab.spawn(self.lab.name("b"), sys.executable, "-c", LISTENER, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "listening"
+        wait_until(lambda: str(LISTEN) in self.lab.run("b", "ss", "-uln").stdout, "the UDP listener")
+        return p
+
+    def send(self, what: str, n: int) -> None:
+        r = self.lab.run("a", sys.executable, "-c", SEND, what, str(n), self.b_mac, timeout=60)
+        assert r.returncode == 0, r.stderr
