@@ -60,7 +60,7 @@ struct drop_event {
     u32 reason;
     u32 ifindex;
     u32 netns;
-    u16 protocol;  // skb->protocol, host order
+    u16 protocol;  // skb->protocol (EtherType), host order
     u16 pad;
     struct flow outer;
     struct flow inner;
@@ -159,7 +159,7 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     __builtin_memset(ev, 0, sizeof(*ev));
     ev->reason = reason;
     ev->location = (u64)args->location;
-    ev->protocol = bpf_ntohs(args->protocol);
+    ev->protocol = args->protocol;  // the tracepoint already stores ntohs(skb->protocol) (trace/events/skb.h)
 
     struct sk_buff *skb = (struct sk_buff *)args->skbaddr;
     struct net_device *dev = NULL;

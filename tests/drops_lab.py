@@ -77,3 +77,59 @@ class DropsLab:
     def send(self, what: str, n: int) -> None:
         r = self.lab.run("a", sys.executable, "-c", SEND, what, str(n), self.b_mac, timeout=60)
         assert r.returncode == 0, r.stderr
+
+
+class DropWatcher:
+    """`v6diag drops --json` running in the background; events kept in memory as
+    they come (a thread), the summary once stopped with Ctrl-C."""
+
+    def __init__(self, cmd: list[str], tmp, *args: str):
+        import json
+        import subprocess
+        import threading
+        import time
+
+        self.ready = tmp / f"drops-ready-{time.monotonic_ns()}"
+        self.stderr_path = tmp / f"drops-stderr-{time.monotonic_ns()}"
+        self.events: list[dict] = []
+        self.summary: dict | None = None
+        self.proc = subprocess.Popen([*cmd, "drops", "--json", "--ready-file", str(self.ready), *args],
+                                     stdout=subprocess.PIPE, stderr=open(self.stderr_path, "w"), text=True)
+
+        def read():
+            for line in self.proc.stdout:
+                obj = json.loads(line)
+                if "summary" in obj:
+                    self.summary = obj["summary"]
+                else:
+                    self.events.append(obj)
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def wait_ready(self, timeout: float = 600) -> str:
+        wait_until(lambda: self.ready.exists() or self.proc.poll() is not None, "drops --ready-file",
+                   timeout=timeout, interval=0.5)
+        if not self.ready.exists():
+            raise AssertionError(f"v6diag drops never became ready: {self.stderr_path.read_text()}")
+        return self.ready.read_text().strip()
+
+    def wait_for(self, pred, count: int, timeout: float = 60) -> list[dict]:
+        try:
+            return wait_until(lambda: (got := [e for e in self.events if pred(e)]) and len(got) >= count and got,
+                              f"{count} drop events", timeout=timeout, interval=0.2)
+        except AssertionError:
+            return [e for e in self.events if pred(e)]
+
+    def stop(self) -> dict | None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=10)
+        return self.summary

@@ -40,6 +40,7 @@ def _global(
 
 def _register() -> None:
     # each command module is thin (options -> run -> render); heavy imports happen inside run
+    from v6diag.addrsel.command import addrsel
     from v6diag.checksum.command import checksum
     from v6diag.conntrack.command import conntrack
     from v6diag.discover.command import discover
@@ -48,7 +49,7 @@ def _register() -> None:
     from v6diag.trace.command import trace
     from v6diag.tunnel.command import tunnel
 
-    for command in (discover, checksum, trace, conntrack, tunnel, drops):
+    for command in (discover, checksum, trace, conntrack, tunnel, drops, addrsel):
         app.command()(command)
     app.add_typer(oui, name="oui")
 

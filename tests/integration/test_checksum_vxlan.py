@@ -111,6 +111,10 @@ def test_wrong_outer_checksum_is_bad_and_the_receiver_dropped_as_many(lab):
     assert report["live"]["udp_in_csum_errors"][family] == 7
     codes = {f["code"] for f in report["findings"]}
     assert {"checksum-bad", "udp-incsumerrors"} <= codes
+    # the kernel's own drop reason (skb:kfree_skb through tracefs) says the same, host-wide
+    assert report["live"]["kernel_drops"] is not None, "tracefs with drop reasons is on this kernel"
+    assert report["live"]["kernel_drops"].get("UDP_CSUM", 0) >= 7
+    assert "kernel-dropped-bad-checksums" in codes
 
 
 def test_tcpdump_capture_of_the_same_traffic_gets_the_same_verdicts(lab, tmp_path, v6diag_cmd):

@@ -6,6 +6,7 @@ a fixture (tests/fixtures/conntrack/) for the root-free classifier tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root, require_tools
-from tests.kernel.conftest import record_fixture
+from tests.drops_lab import DropWatcher
+from tests.kernel.conftest import RESULTS, record_fixture
 from tests.kernel.conntrack_lab import ECHO_CLIENT, ECHO_SERVER, Watcher, dual_wan, netns_inode, two_hosts
 from tests.lab import wait_until
 
@@ -210,11 +212,20 @@ def _dual_wan_flow(lab, src: str, rounds: int = 5) -> int:
     return int(r.stdout.strip() or 0)
 
 
-def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher, build_lab):
+def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher, build_lab, v6diag_module_cmd, tmp_path):
     lab = build_lab(dual_wan(prefix("w"), misplaced_accept=True))
     rtr = in_ns(lab, "rtr")
-    _dual_wan_flow(lab, "192.168.1.10")
-    got = watcher.wait_for(lambda e: rtr(e) and e["cause"] == "nat-oif-changed", timeout=60)
+    # `v6diag drops` watches the router too: the packet NAT drops with the entry it kills
+    drops = DropWatcher(v6diag_module_cmd, tmp_path, "--probe", "bpf", "--netns", lab.name("rtr"),
+                        "-r", "NETFILTER_DROP")
+    try:
+        assert drops.wait_ready() == "bpf"
+        _dual_wan_flow(lab, "192.168.1.10")
+        got = watcher.wait_for(lambda e: rtr(e) and e["cause"] == "nat-oif-changed", timeout=60)
+        drops.wait_for(lambda e: e.get("src") == "192.168.1.10", count=1)
+    finally:
+        drops.stop()
+    _drop_told_with_its_entry(v6diag_module_cmd, tmp_path, drops.events, watcher.matching(rtr))
     assert got, [(e["cause"], e["stack"][:4]) for e in watcher.matching(rtr)]
     e = got[0]
     assert e["orig"]["src"] == "192.168.1.10" and e["orig"]["dst"] == "203.0.113.80"
@@ -231,6 +242,22 @@ def test_dual_wan_misplaced_accept_is_nat_oif_changed(watcher, build_lab):
     assert not [x for x in watcher.matching(rtr) if x["orig"]["src"] == "192.168.1.11"
                 and x["cause"] == "nat-oif-changed"]
     record("dual-wan-oif-changed", "nat-oif-changed", got[:2])
+
+
+def _drop_told_with_its_entry(cmd, tmp_path, drop_events, conntrack_events) -> None:
+    """`drops --with-conntrack`: the NETFILTER_DROP of the flow whose entry NAT killed
+    is told with that destruction (same flow, milliseconds apart)."""
+    ct_file, drop_file = tmp_path / "conntrack.ndjson", tmp_path / "drops.ndjson"
+    ct_file.write_text("".join(json.dumps(e) + "\n" for e in conntrack_events))
+    drop_file.write_text("".join(json.dumps(e) + "\n" for e in drop_events))
+    r = subprocess.run([*cmd, "drops", "--from", str(drop_file), "--with-conntrack", str(ct_file), "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    told = [e for e in map(json.loads, r.stdout.splitlines()) if e.get("conntrack")]
+    assert told, (drop_events[:3], [(e["cause"], e["orig"]) for e in conntrack_events][:5])
+    assert told[0]["conntrack"]["cause"] == "nat-oif-changed" and told[0]["reason"] == "NETFILTER_DROP"
+    assert abs(told[0]["conntrack"]["delta_ms"]) < 500
+    (RESULTS / "drops-with-conntrack.ndjson").write_text(r.stdout)
 
 
 def test_dual_wan_correct_order_keeps_the_flow_then_wan_down_is_masquerade_cleanup(watcher, build_lab):

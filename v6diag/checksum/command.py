@@ -154,6 +154,7 @@ def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None)
             raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
                              "capture on the underlay interface the VXLAN packets leave by, or -i any")
     before = host.udp_in_csum_errors()
+    csum_trace = host.start_csum_drops()  # the kernel's own drop reasons, when tracefs has them
     start = time.monotonic()
     deadline = None if duration is None else start + duration
     with PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False) as sock:
@@ -175,8 +176,9 @@ def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None)
             pass  # Ctrl-C (or SIGTERM) ends a live capture; what was captured is reported, as tcpdump does
     elapsed = time.monotonic() - start
     after = host.udp_in_csum_errors()
+    kernel_drops = host.csum_drops(csum_trace)
     live = LiveCapture(iface, info.kind, {} if iface == ANY else host.offload_features(iface), host.vxlan_devices(),
                        {k: after[k] - before[k] for k in after}, tally.kernel_not_ready,
                        *({"vxlan_packets": d["vxlan"], "partial_packets": d["partial"]}
-                         for d in (tally.sent, tally.received)))
+                         for d in (tally.sent, tally.received)), kernel_drops=kernel_drops)
     return _report(tally, "live", iface, elapsed, live=live)

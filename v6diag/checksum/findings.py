@@ -64,6 +64,14 @@ def offload_findings(t: ChecksumTally, live: LiveCapture) -> list[Finding]:
                                  evidence=f"InCsumErrors +{errors.get('ipv4', 0)} (IPv4), +{errors.get('ipv6', 0)} (IPv6)",
                                  fix="find the sender with the flows above; a capture on the sending node shows "
                                      "whether it wrote them wrong (bad) or its NIC did not fill them in (partial)"))
+    kernel = {r: n for r, n in (live.kernel_drops or {}).items() if n}
+    if kernel:
+        out.append(Finding.error(
+            "kernel-dropped-bad-checksums",
+            f"the kernel dropped {sum(kernel.values())} packets for bad checksums during the capture",
+            evidence=", ".join(f"{r} {n}" for r, n in sorted(kernel.items())) + " (skb:kfree_skb drop reasons, "
+                     "this whole host)",
+            fix="`v6diag drops -r UDP_CSUM -r TCP_CSUM` names each dropped packet's flow and device"))
     out += _offload_layers(t, live)
     return out
 

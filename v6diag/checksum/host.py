@@ -58,3 +58,36 @@ def vxlan_devices() -> list[VxlanDevice]:
                                    bool(data.get_attr("IFLA_VXLAN_UDP_CSUM")) if data else None,
                                    offload_features(name)))
     return out
+
+
+CSUM_REASONS = ("UDP_CSUM", "TCP_CSUM", "IP_CSUM", "ICMP_CSUM", "SKB_CSUM")
+
+
+def start_csum_drops():
+    """The kernel's own checksum drops (skb:kfree_skb reasons, through tracefs) for
+    the length of a capture; None where tracefs or the reason field is missing."""
+    from v6diag.core import tracefs
+    from v6diag.core.errors import V6diagError
+
+    try:
+        root = tracefs.mount()
+        fmt = tracefs.read_format(root)
+        numbers = [n for n in (fmt.number(r) for r in CSUM_REASONS) if n is not None]
+        if not fmt.has_reason or not numbers:
+            return None
+        return tracefs.DropTrace(root, fmt, reasons=numbers, buffer_kb=1024)
+    except (V6diagError, OSError):
+        return None
+
+
+def csum_drops(trace) -> dict[str, int] | None:
+    """{reason: drops} since start_csum_drops (host-wide), and the trace closed."""
+    if trace is None:
+        return None
+    import time
+    from collections import Counter
+
+    try:
+        return dict(Counter(line.reason for line in trace.lines(time.monotonic()) if line is not None))
+    finally:
+        trace.close()

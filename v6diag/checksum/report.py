@@ -77,6 +77,9 @@ class LiveCapture:
     kernel_csum_not_ready: int  # partial packets the kernel itself marked CHECKSUM_PARTIAL
     sent: dict[str, int] = field(default_factory=dict)  # {"vxlan_packets", "partial_packets"} this host sent
     received: dict[str, int] = field(default_factory=dict)  # the same, received
+    # the kernel's own checksum drop reasons during the capture (skb:kfree_skb via tracefs, host-wide);
+    # null where this kernel or this host cannot say
+    kernel_drops: dict[str, int] | None = None
 
 
 @dataclass

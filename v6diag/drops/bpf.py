@@ -136,6 +136,13 @@ class BpfDrops:
             batch, self._pending = self._pending, []
             yield from batch
 
+    def drain(self) -> Iterator[DropEvent]:
+        """What the kernel already handed over, without waiting (after Ctrl-C)."""
+        if self._poll is not None:
+            self._poll(timeout=0)
+        batch, self._pending = self._pending, []
+        yield from batch
+
     def _decode(self, r) -> DropEvent:
         outer, inner = _flow(r.outer), _flow(r.inner)
         return {"time": round(self._offset + r.ts_ns / 1e9, 6), "reason": self.fmt.reasons.get(r.reason, f"REASON_{r.reason}"),

@@ -29,6 +29,9 @@ def drops(
     probe: str = typer.Option("auto", "--probe", help="auto, bpf, tracefs or counters."),
     replay: Optional[Path] = typer.Option(None, "--from", help="Explain drops recorded earlier with --json (no root)."),
     list_reasons: bool = typer.Option(False, "--list-reasons", help="Print this kernel's drop reasons and exit."),
+    with_conntrack: Optional[Path] = typer.Option(None, "--with-conntrack", help="NDJSON from `v6diag conntrack "
+                                                  "--json` (may still be growing): tell drops whose flow's entry "
+                                                  "was just destroyed, and why."),
     buffer: str = typer.Option("auto", "--buffer", hidden=True, help="auto, ring or perf: the BPF event buffer."),
     buffer_pages: Optional[int] = typer.Option(None, "--buffer-pages", hidden=True, help="Pages of event buffer."),
     json_out: bool = typer.Option(False, "--json", help="NDJSON: one object per drop, then a summary."),
@@ -69,6 +72,11 @@ def drops(
         source, missing = RecordedDrops(replay), []
     else:
         source, missing = host.open_source(probe, wanted, err, buffer, buffer_pages)
+    deaths = None
+    if with_conntrack:
+        from v6diag.drops.correlate import ConntrackDeaths
+
+        deaths = ConntrackDeaths(with_conntrack)
     summary = Summary(source=source.name, missing=missing)
     printer = DropPrinter(stdout(), as_json=as_json, quiet=summary_only)
     start = time.monotonic()
@@ -82,26 +90,32 @@ def drops(
             if ev is None:
                 printer.tick()
                 continue
-            _one(ev, reasons, printer, summary)
+            _one(ev, reasons, printer, summary, deaths)
     except KeyboardInterrupt:
         # Ctrl-C ends watching; what the kernel already handed over is still shown
         for ev in getattr(source, "drain", lambda: ())():
-            _one(ev, reasons, printer, summary)
+            _one(ev, reasons, printer, summary, deaths)
     finally:
         try:
             _totals(source, summary, reasons)
         finally:
             source.close()
+            if deaths:
+                deaths.close()
     summary.duration_s = time.monotonic() - start
     summary.finish()
     printer.summary(summary)
     return EXIT_OK
 
 
-def _one(ev, reasons, printer, summary) -> None:
+def _one(ev, reasons, printer, summary, deaths=None) -> None:
     if reasons and ev["reason"] not in reasons:
         return
     explain(ev)
+    if deaths is not None:
+        related = deaths.match(ev)
+        if related:
+            ev["conntrack"] = related
     printer.event(ev)
     summary.add(ev)
 

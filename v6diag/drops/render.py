@@ -38,6 +38,11 @@ class DropPrinter:
             self._held[ev["reason"]] += 1
             return
         self.out.print(line(ev), highlight=False, markup=False, soft_wrap=True)
+        related = ev.get("conntrack")
+        if related:
+            self.out.print(f"    because: its conntrack entry was destroyed {related['delta_ms']:g} ms before "
+                           f"({related['cause']}): {related['explanation']}", highlight=False, markup=False,
+                           soft_wrap=True)
         if ev["reason"] not in self._explained:
             self._explained.add(ev["reason"])
             self.out.print(f"    why: {ev['why']}", highlight=False, markup=False, soft_wrap=True)

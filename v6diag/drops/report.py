@@ -41,6 +41,7 @@ class DropEvent(TypedDict, total=False):
     source: str  # "bpf" | "tracefs" | "counters"
     why: str
     fix: str
+    conntrack: dict  # --with-conntrack: {cause, explanation, time, delta_ms} of this flow's entry's destruction
 
 
 @dataclass

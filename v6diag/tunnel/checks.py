@@ -330,3 +330,27 @@ def config_checks(f: HostFacts, role: str) -> list[Finding]:
     if role == "server":
         out += [forwarding(f), ndp_proxy(f), forward_policy(f), accept_ra(f)]
     return out
+
+
+def apps_prefer_ipv6(ordered, policy) -> Finding:
+    """Do programs on this host use IPv6 for dual-stack names (glibc's address
+    selection with the policy table in force)?"""
+    from v6diag.core.rfc6724 import RULES, compare
+
+    v4 = next((c for c in ordered if c.family == 4), None)
+    v6 = next((c for c in ordered if c.family == 6), None)
+    if v6 is None or v6.source is None:
+        return check("apps-prefer-ipv6", SKIP, "no IPv6 route for programs to prefer (see the route check)")
+    if v4 is None or v4.source is None:
+        return check("apps-prefer-ipv6", PASS, f"IPv6 only: programs reach dual-stack names from {v6.source}")
+    if ordered[0].family == 6:
+        _, rule = compare(v6, v4, policy)
+        return check("apps-prefer-ipv6", PASS, f"dual-stack names go over IPv6 from {v6.source} ({RULES[rule]}, "
+                     f"rule {rule})")
+    _, rule = compare(v4, v6, policy)
+    ula = ipaddress.ip_address(v6.source) in ipaddress.IPv6Network("fc00::/7")
+    return check("apps-prefer-ipv6", WARN,
+                 f"programs will still use IPv4 for dual-stack names: {RULES[rule]} (rule {rule}), IPv6 source "
+                 f"{v6.source}" + (" is a ULA (label 6 against the destination's 1)" if ula and rule == 5 else ""),
+                 "`v6diag addrsel NAME` shows the order and prints the complete /etc/gai.conf that fixes it"
+                 if rule in (5, 6) else "`v6diag addrsel NAME` shows which rule and why")

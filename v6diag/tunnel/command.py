@@ -102,6 +102,8 @@ def _check(iface, role, ext, target, kind, live):
     role = role or an.detect_role(facts)
     t = facts.tunnel
     checks = an.config_checks(facts, role)
+    if role == "client":  # the host whose programs use the tunnel
+        checks.append(an.apps_prefer_ipv6(*host.address_preference(target)))
     static = an.encap_firewall(facts)
     peers = an.peer_addresses(facts, role)
     peer = peers[0] if peers else None

@@ -225,3 +225,15 @@ def read(name: str, kind_hint: str | None, ext: str | None, target: str | None) 
     fw, note = _firewall()
     return HostFacts(t, time.time(), routes, ext, ext_addrs, _sysctls(["all", name] + ([ext] if ext else [])),
                      _proxies(), fw, note, target, target_dev)
+
+
+def address_preference(target: str | None):
+    """How glibc would order a dual-stack name on this host (IPv4 answered first,
+    as resolvers often do): the sorted candidates and the policy table in force.
+    Only routes are looked up (connect() of a UDP socket sends nothing)."""
+    from v6diag.core import gai_policy, rfc6724, source_address
+
+    v6 = target or "2001:db8:ffff::1"  # any global destination: what matters is the route and source
+    cands, _ = source_address.candidates(["198.51.100.1", v6])
+    policy = gai_policy.load()
+    return rfc6724.sort(cands, policy), policy
