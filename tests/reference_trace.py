@@ -48,6 +48,11 @@ def nd_message(index: int, ts: float, mac: str | None, ip6, upper) -> Message:
         d.update(target=_addr(upper.tgt), destination=_addr(upper.dst))
     opt = upper.payload
     while opt is not None and opt.name != "NoPayload" and opt.__class__.__name__ != "Padding":
+        if opt.__class__.__name__ == "Raw":
+            # scapy 2.5 (Debian 12, the declared floor) stops at an option type it does
+            # not know (PREF64 among them) and leaves the rest as Raw: read those TLVs here
+            _raw_options(bytes(opt), d)
+            break
         _option(opt, d)
         opt = opt.payload
     return m
@@ -74,13 +79,23 @@ def _option(opt, d: dict) -> None:
     elif isinstance(opt, ICMPv6NDOptRouteInfo) and "routes" in d:
         d["routes"].append({"prefix": f"{_addr(opt.prefix)}/{opt.plen}", "preference": PRF[opt.prf],
                             "lifetime": opt.rtlifetime})
-    elif getattr(opt, "type", None) == OPT_PREF64 and "pref64" in d:
-        # from the bytes: scapy names this option only from 2.6 on (Debian 12 has 2.5)
-        raw = bytes(opt)[:16]
-        if len(raw) == 16 and raw[1] == 2:
-            word = int.from_bytes(raw[2:4], "big")
-            d["pref64"].append({"prefix": f"{_addr(raw[4:16] + bytes(4))}/{_pref64_len(word & 7)}",
-                                "lifetime": (word >> 3) * 8})
+    elif getattr(opt, "type", None) == OPT_PREF64:
+        _pref64(bytes(opt)[:16], d)
+
+
+def _raw_options(data: bytes, d: dict) -> None:
+    while len(data) >= 8 and data[1]:
+        if data[0] == OPT_PREF64:
+            _pref64(data[:16], d)
+        data = data[data[1] * 8:]
+
+
+def _pref64(raw: bytes, d: dict) -> None:
+    # from the bytes: scapy names this option only from 2.6 on (Debian 12 has 2.5)
+    if "pref64" in d and len(raw) == 16 and raw[1] == 2:
+        word = int.from_bytes(raw[2:4], "big")
+        d["pref64"].append({"prefix": f"{_addr(raw[4:16] + bytes(4))}/{_pref64_len(word & 7)}",
+                            "lifetime": (word >> 3) * 8})
 
 
 OPT_PREF64 = 38  # RFC 8781 4: type 38, length 2; scaled lifetime (13 bits), PLC (3 bits), prefix (96 bits)

@@ -29,3 +29,21 @@ def enter(name: str) -> None:
     except OSError as e:
         raise UnavailableError(f"cannot enter network namespace {name}: {e.strerror}") from e
     sys.stdout.flush()
+
+
+def own_inode() -> int:
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+def name_of_inode(ino: int) -> str | None:
+    """The `ip netns` name of the namespace with this inode, if it has one."""
+    try:
+        for entry in os.scandir("/run/netns"):
+            try:
+                if entry.stat().st_ino == ino:
+                    return entry.name
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return None

@@ -91,7 +91,7 @@ class BpfDrops:
         self.bpf = bcc.compile_program(PROGRAM, flags)  # TRACEPOINT_PROBE attaches itself
         self._pending: list[DropEvent] = []
         self.malformed = 0
-        self._names: dict[int, str | None] = {}
+        self._names: dict[tuple[int, int], str] = {}
         self._symbols: dict[int, str] = {}
         if self.summary_only:
             self._poll = None
@@ -149,7 +149,7 @@ class BpfDrops:
                 "location": self._symbol(r.location),
                 "family": outer.get("family") or ETHERTYPES.get(r.protocol), "proto": outer.get("proto"),
                 "src": outer.get("src"), "dst": outer.get("dst"), "sport": outer.get("sport"),
-                "dport": outer.get("dport"), "ifname": self._ifname(r.ifindex), "netns": r.netns or None,
+                "dport": outer.get("dport"), "ifname": self._ifname(r.ifindex, r.netns), "netns": r.netns or None,
                 "inner": inner or None, "source": "bpf"}
 
     def _symbol(self, address: int) -> str | None:
@@ -160,15 +160,28 @@ class BpfDrops:
             name = self._symbols[address] = bcc.ksym(address, offset=True)
         return name
 
-    def _ifname(self, index: int) -> str | None:
+    def _ifname(self, index: int, netns: int) -> str | None:
+        """The device's name in its own namespace (an index means nothing elsewhere)."""
         if not index:
             return None
-        if index not in self._names:
-            try:
-                self._names[index] = socket.if_indextoname(index)
-            except OSError:  # another namespace's device: the index is all there is
-                self._names[index] = f"if{index}"
-        return self._names[index]
+        key = (netns, index)
+        if key not in self._names:
+            if len(self._names) >= 4096:  # bounded: namespaces and devices come and go
+                self._names.clear()
+            self._names[key] = self._lookup(index, netns) or f"if{index}"
+        return self._names[key]
+
+    def _lookup(self, index: int, netns: int) -> str | None:
+        from v6diag.core import netlink
+        from v6diag.core import netns as ns
+
+        try:
+            if not netns or netns == ns.own_inode():
+                return socket.if_indextoname(index)
+            name = ns.name_of_inode(netns)
+            return netlink.names_in(name).get(index) if name else None
+        except Exception:  # the namespace or device is gone already
+            return None
 
     def counts(self) -> tuple[Counter, Counter]:
         """(by reason, by location) as the program counted them."""
