@@ -46,10 +46,11 @@ def _register() -> None:
     from v6diag.discover.command import discover
     from v6diag.drops.command import drops
     from v6diag.oui.command import oui
+    from v6diag.serve.command import serve
     from v6diag.trace.command import trace
     from v6diag.tunnel.command import tunnel
 
-    for command in (discover, checksum, trace, conntrack, tunnel, drops, addrsel):
+    for command in (discover, checksum, trace, conntrack, tunnel, drops, addrsel, serve):
         app.command()(command)
     app.add_typer(oui, name="oui")
 

@@ -258,6 +258,10 @@ def _drop_told_with_its_entry(cmd, tmp_path, drop_events, conntrack_events) -> N
     assert told[0]["conntrack"]["cause"] == "nat-oif-changed" and told[0]["reason"] == "NETFILTER_DROP"
     assert abs(told[0]["conntrack"]["delta_ms"]) < 500
     (RESULTS / "drops-with-conntrack.ndjson").write_text(r.stdout)
+    # the two raw recordings, bundled as pcaps/drops-dual-wan-6.1.ndjson and
+    # pcaps/conntrack-dual-wan-6.1.ndjson for `drops --from ... --with-conntrack ...`
+    (RESULTS / "drops-dual-wan-6.1.ndjson").write_text(drop_file.read_text())
+    (RESULTS / "conntrack-dual-wan-6.1.ndjson").write_text(ct_file.read_text())
 
 
 def test_dual_wan_correct_order_keeps_the_flow_then_wan_down_is_masquerade_cleanup(watcher, build_lab):

@@ -33,7 +33,9 @@ def open_source(probe: str, kfilter, netns: str | None, err, buffer: str = "auto
     missing: list[str] = []
     if probe != "netlink":
         missing = bpf.missing_for_bcc()
-        have_bcc = not any(m.startswith("bcc ") for m in missing)
+        # fentry needs bcc and headers as much as kprobe does; asking bcc about
+        # trampolines loads libbcc (~80 MiB), pointless when it cannot compile
+        have_bcc = not missing
         mode, tried = probe, ""
         if probe == "auto":
             if bpf.kprobes_available():

@@ -6,6 +6,7 @@ stays instant."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
@@ -27,11 +28,16 @@ def missing() -> list[str]:
     """What any bcc program needs: bcc itself and headers of the running kernel."""
     out = []
     release = platform.release()
+    headers = os.path.exists(f"/lib/modules/{release}/build")
     try:
-        import bcc  # noqa: F401  (python3-bpfcc; the venv sees it through system site-packages)
+        if headers:
+            import bcc  # noqa: F401  (python3-bpfcc; the venv sees it through system site-packages)
+        elif importlib.util.find_spec("bcc") is None:
+            # found, not loaded: libbcc (LLVM) costs ~80 MiB of memory, pointless without headers
+            raise ImportError("bcc")
     except ImportError:
         out.append(bcc_missing())
-    if not os.path.exists(f"/lib/modules/{release}/build"):
+    if not headers:
         out.append(f"kernel headers for {release} are missing (Debian/Ubuntu: apt install linux-headers-{release})")
     return out
 

@@ -47,7 +47,9 @@ def parse(name: str, text: str) -> dict[str, int]:
     return out
 
 
-def read(proc_net: Path = Path("/proc/net")) -> dict[str, int]:
+def read(proc_net: Path = Path("/proc/thread-self/net")) -> dict[str, int]:
+    # thread-self: the namespace of the calling thread (serve enters one per watcher
+    # thread); /proc/net is the process leader's
     out: dict[str, int] = {}
     for name in FILES:
         try:

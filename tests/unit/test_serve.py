@@ -1,0 +1,124 @@
+"""`v6diag serve` without root: the watch plan and its errors, the listen
+address, the log lines, a watcher's down/up cycle with back-off (a watcher
+subclass whose source fails first: the one source this tier can own), and the
+README documenting exactly the metrics exported."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from v6diag.core.errors import UsageError
+from v6diag.serve.http import parse_listen
+from v6diag.serve.log import StateLog
+from v6diag.serve.metrics import NAMES, Metrics
+from v6diag.serve.run import Plan
+from v6diag.serve.watch import Session, Watcher
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_plan_reads_watches_and_probes():
+    p = Plan.of(["drops", "checksum:eth0", "drops", "discover:br0"], ["drops=tracefs", "conntrack=netlink"], None, 300)
+    assert p.watches == [("drops", None), ("checksum", "eth0"), ("discover", "br0")]
+    assert p.probes == {"drops": "tracefs", "conntrack": "netlink"}
+
+
+@pytest.mark.parametrize("watch,probe,words", [
+    (["dropz"], [], "unknown watch"),
+    (["checksum"], [], "needs an interface"),
+    (["conntrack:eth0"], [], "takes no interface"),
+    (["drops"], ["drops=kprobe"], "WATCH=SOURCE"),
+    (["drops"], ["tracefs"], "WATCH=SOURCE"),
+])
+def test_plan_refuses_what_cannot_run(watch, probe, words):
+    with pytest.raises(UsageError, match=words):
+        Plan.of(watch, probe, None, 300)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("127.0.0.1:9469", ("127.0.0.1", 9469)), ("[::]:9469", ("::", 9469)), (":9100", ("0.0.0.0", 9100)),
+    ("[fe80::1%eth0]:80", ("fe80::1%eth0", 80)),
+])
+def test_listen_addresses(text, want):
+    assert parse_listen(text) == want
+
+
+@pytest.mark.parametrize("text", ["9469", "localhost", "127.0.0.1:0", "127.0.0.1:70000", "[::]:x"])
+def test_bad_listen_addresses(text):
+    with pytest.raises(UsageError, match="ADDR:PORT"):
+        parse_listen(text)
+
+
+def test_log_lines_are_whole_json_or_key_value():
+    out = io.StringIO()
+    StateLog("json", out)("down", watch="drops", reason='tracefs "gone"')
+    obj = json.loads(out.getvalue())
+    assert obj["event"] == "down" and obj["reason"] == 'tracefs "gone"' and obj["time"].endswith("Z")
+    out = io.StringIO()
+    StateLog("text", out)("up", watch="checksum:eth0", source="packet", message="two words")
+    assert out.getvalue().rstrip().endswith('up watch=checksum:eth0 source=packet message="two words"')
+
+
+class _Flaky(Watcher):
+    """Fails to open once, then runs a session that counts its steps."""
+
+    def __init__(self, *args):
+        super().__init__("flaky", *args)
+        self.opened = 0
+        self.running = threading.Event()
+
+    def open(self) -> Session:
+        self.opened += 1
+        if self.opened == 1:
+            raise OSError("source not there yet")
+        watcher = self
+
+        class Steps(Session):
+            source = "test"
+
+            def step(self):
+                watcher.running.set()
+                watcher.stop.wait(0.05)
+
+        return Steps()
+
+
+def test_a_failing_watcher_is_down_then_retried_and_up():
+    lines: list[dict] = []
+    metrics, stop = Metrics(), threading.Event()
+    w = _Flaky(metrics, lambda event, **f: lines.append({"event": event, **f}), stop)
+    w.start()
+    assert w.running.wait(10), lines  # back-off is 1 s before the first retry
+    text = generate_latest(metrics.registry).decode()
+    assert 'v6diag_watch_up{source="test",watch="flaky"} 1.0' in text
+    assert [x["event"] for x in lines] == ["down", "up"] and "not there yet" in lines[0]["reason"]
+    stop.set()
+    w.join(5)
+    assert not w.is_alive() and lines[-1]["event"] == "stopped"
+    assert 'v6diag_watch_up{source="test",watch="flaky"} 0.0' in generate_latest(metrics.registry).decode()
+
+
+def test_metrics_have_bounded_labels_and_counters_end_in_total():
+    m = Metrics()
+    text = generate_latest(m.registry).decode()
+    for name in NAMES:
+        assert f"# TYPE {name} " in text
+        kind = re.search(rf"# TYPE {name} (\w+)", text).group(1)
+        assert name.endswith("_total") == (kind == "counter")
+    labels = {lab for metric in m.registry.collect() for s in metric.samples for lab in s.labels}
+    assert not labels & {"src", "dst", "address", "port", "mac", "sport", "dport"}
+
+
+def test_readme_documents_exactly_the_exported_metrics():
+    text = README.read_text()
+    section = text[text.index("### `v6diag serve`"):]
+    section = re.split(r"\n##+ ", section[5:])[0]
+    documented = set(re.findall(r"`(v6diag_[a-z_]+)[{`]", section))
+    assert documented == set(NAMES)

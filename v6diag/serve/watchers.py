@@ -1,0 +1,181 @@
+"""The four watchers `serve` runs, each over its command's own sources and
+classifiers: conntrack (BPF probe, else netlink), drops (BPF, tracefs, counters),
+checksum:IF (packet socket, batch verifier) and discover:IF (a probe window every
+--discover-interval)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from v6diag.serve.watch import Notes, Session, Watcher
+
+KINDS = ("conntrack", "drops", "checksum", "discover")
+NEEDS_IFACE = ("checksum", "discover")
+
+
+class _EventSession(Session):
+    """A source whose events(None) generator yields events and None ticks."""
+
+    def __init__(self, source, source_name: str, on_event, on_tick):
+        self.src, self.source = source, source_name
+        self._events = source.events(None)
+        self.on_event, self.on_tick = on_event, on_tick
+
+    def step(self) -> None:
+        deadline = time.monotonic() + 0.2
+        for ev in self._events:  # at most one tick (<= 0.2 s) or a burst of events
+            if ev is None:
+                break
+            self.on_event(ev)
+            if time.monotonic() > deadline:
+                break
+        self.on_tick(self.src)
+
+    def close(self) -> None:
+        self._events.close()
+        self.src.close()
+
+
+class ConntrackWatcher(Watcher):
+    def __init__(self, *args, probe: str = "auto", **kw):
+        super().__init__("conntrack", *args, **kw)
+        self.probe = probe
+        self._lost = 0
+
+    def open(self) -> Session:
+        from v6diag.conntrack import bpf, host
+        from v6diag.conntrack.classify import explain_in_mode
+
+        inode = host.netns_inode(self.netns) if self.netns else None
+        kfilter = bpf.KernelFilter(port=None, mark=None, netns=inode, proto=None, src=None, dst=None)
+        # the netns is entered already (this thread): the opener must not enter it again
+        source, mode, _ = host.open_source(self.probe, kfilter, None, Notes(self.log, self.watch))
+        self._lost = 0
+
+        def on_event(ev):
+            explain_in_mode(ev, mode)
+            self.metrics.conntrack.labels(ev.get("cause") or "unknown", ev.get("family") or "unknown",
+                                          ev.get("proto") or "unknown").inc()
+
+        return _EventSession(source, "netlink" if mode == "netlink" else "bpf", on_event, self._tick)
+
+    def _tick(self, source) -> None:
+        lost = source.dropped() if hasattr(source, "dropped") else getattr(source, "lost", 0)
+        if lost > self._lost:
+            self.metrics.lost.labels(self.watch).inc(lost - self._lost)
+            self._lost = lost
+
+
+class DropsWatcher(Watcher):
+    def __init__(self, *args, probe: str = "auto", **kw):
+        super().__init__("drops", *args, **kw)
+        self.probe = probe
+        self._lost = 0
+        self._counted: dict[str, int] = {}
+
+    def open(self) -> Session:
+        from v6diag.drops import host
+
+        # the counters fallback reads this thread's namespace; bpf filters on its inode
+        wanted = host.Wanted([], netns=self.netns if self.probe == "bpf" else None)
+        source, _ = host.open_source(self.probe, wanted, Notes(self.log, self.watch))
+        self._lost, self._counted = 0, {}
+
+        def on_event(ev):
+            self.metrics.drops.labels(ev.get("reason") or "NOT_SPECIFIED", ev.get("family") or "unknown",
+                                      ev.get("proto") or "unknown").inc()
+
+        return _EventSession(source, source.name, on_event, self._tick)
+
+    def _tick(self, source) -> None:
+        lost = source.dropped()
+        if lost > self._lost:
+            self.metrics.lost.labels(self.watch).inc(lost - self._lost)
+            self._lost = lost
+        if source.name == "counters":  # totals only: the deltas since the watcher began
+            for reason, n in source.counts().items():
+                if n > self._counted.get(reason, 0):
+                    self.metrics.drops.labels(reason, "unknown", "unknown").inc(n - self._counted.get(reason, 0))
+                    self._counted[reason] = n
+
+
+class ChecksumWatcher(Watcher):
+    def __init__(self, iface: str, *args, **kw):
+        super().__init__(f"checksum:{iface}", *args, **kw)
+        self.iface = iface
+
+    def open(self) -> Session:
+        return _ChecksumSession(self.iface, self.metrics)
+
+
+class _ChecksumSession(Session):
+    source = "packet"
+
+    def __init__(self, iface: str, metrics):
+        from v6diag.checksum.tally import ChecksumTally
+        from v6diag.core import netlink, privilege
+        from v6diag.core.constants import ETH_P_ALL, VXLAN_PORTS
+        from v6diag.core.errors import UnavailableError
+        from v6diag.core.packet_socket import PacketSocket
+
+        privilege.require(["CAP_NET_RAW"], f"capturing on {iface}", "run serve as root or with CAP_NET_RAW")
+        info = netlink.link(iface)
+        if not info.up:
+            raise UnavailableError(f"interface {iface} is down")
+        self.iface, self.metrics = iface, metrics
+        # keep=0: no packet bytes kept; the flow table is bounded (checksum/flows.py)
+        self.tally = ChecksumTally(tuple(sorted(VXLAN_PORTS)), keep=0)
+        self.sock = PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False)
+        self.sock.__enter__()
+        self._seen: dict[str, int] = {}
+
+    def step(self) -> None:
+        from v6diag.core.packet_socket import batches
+
+        for batch, marks in batches(self.sock, time.monotonic() + 0.2):
+            self.tally.add_batch(batch, marks)
+        for verdict, n in self.tally.counts.items():
+            if n > self._seen.get(verdict, 0):
+                self.metrics.checksum.labels(self.iface, verdict).inc(n - self._seen.get(verdict, 0))
+                self._seen[verdict] = n
+
+    def close(self) -> None:
+        self.sock.__exit__(None, None, None)
+
+
+class DiscoverWatcher(Watcher):
+    def __init__(self, iface: str, *args, interval: float = 300.0, **kw):
+        super().__init__(f"discover:{iface}", *args, **kw)
+        self.iface, self.interval = iface, interval
+
+    def open(self) -> Session:
+        return _DiscoverSession(self.iface, self.interval, self.metrics, self.stop)
+
+
+class _DiscoverSession(Session):
+    """A probe window (as `discover -i IF` runs it, without names) now and every
+    `interval` seconds; the gauge is the number of devices the last window heard."""
+
+    source = "probe"
+    WINDOW_S = 2.0
+
+    def __init__(self, iface: str, interval: float, metrics, stop):
+        from v6diag.core import netlink, privilege
+
+        privilege.require(["CAP_NET_RAW"], f"probing {iface}", "run serve as root or with CAP_NET_RAW")
+        self.info = netlink.interface(iface)
+        self.iface, self.interval, self.metrics, self.stop = iface, interval, metrics, stop
+        self.next_at = 0.0
+
+    def step(self) -> None:
+        if time.monotonic() < self.next_at:
+            self.stop.wait(0.2)
+            return
+        from v6diag.discover import probe
+        from v6diag.discover.analyse import DiscoveryAnalysis
+
+        analysis = DiscoveryAnalysis(exclude_macs=frozenset({self.info.mac}))
+        probe.discover_live(self.info, analysis, self.WINDOW_S, random.randrange(1, 0xFFFF), names=False)
+        self.metrics.devices.labels(self.iface).set(len(analysis.book))
+        self.next_at = time.monotonic() + self.interval
