@@ -33,6 +33,12 @@ class _Server(ThreadingMixIn, WSGIServer):
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
+    def server_bind(self):
+        # [::]:PORT serves IPv4 too, whatever net.ipv6.bindv6only says: a node's
+        # scraper may come over either family
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
 
 class _Quiet(WSGIRequestHandler):
     def log_message(self, *args) -> None:  # one line per scrape would drown the state changes
