@@ -6,8 +6,8 @@ is deleted is reported down and comes back with back-off while the others keep
 serving; 50 scrapes a second during a flood of drops all succeed, memory stays
 flat and every event is either counted or counted as lost; SIGTERM exits 0 and
 leaves no tracefs instance behind. This VM has no kernel headers, so the drops
-watcher runs on tracefs and conntrack on netlink; the BPF sources are the
-kernel tier's (tests/kernel)."""
+watcher runs on tracefs (host-wide) or, in a namespace, on its counters, and
+conntrack on netlink; the BPF sources are the kernel tier's (tests/kernel)."""
 
 from __future__ import annotations
 
@@ -194,7 +194,8 @@ def test_prometheus_sees_exactly_the_drops_and_destructions_made(lab, serve, tmp
         csum = 'sum(v6diag_drops_total{reason="UDP_CSUM"}) or vector(0)'
         ct = 'sum(v6diag_conntrack_destroyed_total) or vector(0)'
         base_csum, base_ct = prom.query(csum), prom.query(ct)
-        assert prom.query('v6diag_watch_up{watch="drops",source="tracefs"}') == 1
+        # in a namespace, tracefs (host-wide) is passed over for the namespace's own counters
+        assert prom.query('v6diag_watch_up{watch="drops",source="counters"}') == 1
         assert prom.query('v6diag_watch_up{watch="conntrack",source="netlink"}') == 1
         assert prom.query("count(v6diag_build_info)") == 1
 
@@ -206,7 +207,6 @@ def test_prometheus_sees_exactly_the_drops_and_destructions_made(lab, serve, tmp
         deleted = lab.lab.run("b", "conntrack", "-D", "-p", "udp", "--dport", str(LISTEN), check=True)
         assert "9 flow entries have been deleted" in deleted.stderr, deleted.stderr
 
-        # tracefs is host-wide, but only this test makes UDP checksum errors
         assert settled(prom, csum, base_csum + 12) == base_csum + 12
         assert settled(prom, ct, base_ct + 9) == base_ct + 9
         assert prom.query('sum(v6diag_drops_total{reason="UDP_CSUM",family="ipv6"})') == 5
@@ -223,7 +223,7 @@ def test_prometheus_sees_exactly_the_drops_and_destructions_made(lab, serve, tmp
     assert kinds[0] == "serving" and kinds[-1] == "exit" and kinds.count("up") == 2
 
 
-def test_a_watcher_whose_namespace_is_deleted_is_down_then_back(serve, tmp_path):
+def test_watchers_whose_namespace_is_deleted_are_down_then_back(serve, tmp_path):
     require_root()
     require_tools("ip")
     name = f"v6diag-serve-gone-{os.getpid()}"
@@ -231,15 +231,19 @@ def test_a_watcher_whose_namespace_is_deleted_is_down_then_back(serve, tmp_path)
     try:
         s = serve("--watch", "conntrack", "--watch", "drops", "--netns", name, "--probe", "conntrack=netlink")
         s.wait_up("conntrack")
+        s.wait_up("drops")
         subprocess.run(["ip", "netns", "del", name], check=True)
-        wait_until(lambda: total(s.metrics(), "v6diag_watch_up", watch="conntrack") == 0, "conntrack down",
-                   timeout=30, interval=0.2)
-        down = [e for e in s.events() if e["event"] == "down"]
-        assert down and down[0]["watch"] == "conntrack" and "deleted" in down[0]["reason"], s.events()
-        assert total(s.metrics(), "v6diag_watch_up", watch="drops") == 1  # the others keep serving
-        assert json.loads(get(s.url + "/healthz"))["watches"] == {"conntrack": "down", "drops": "up"}
+        for watch in ("conntrack", "drops"):
+            wait_until(lambda: total(s.metrics(), "v6diag_watch_up", watch=watch) == 0, f"{watch} down",
+                       timeout=30, interval=0.2)
+        down = {e["watch"]: e["reason"] for e in s.events() if e["event"] == "down"}
+        assert set(down) == {"conntrack", "drops"} and all("deleted" in r for r in down.values()), s.events()
+        # the server itself keeps answering
+        assert json.loads(get(s.url + "/healthz"))["watches"] == {"conntrack": "down", "drops": "down"}
+        assert total(s.metrics(), "v6diag_build_info") == 1
         subprocess.run(["ip", "netns", "add", name], check=True)
         s.wait_up("conntrack", timeout=90)  # retried with back-off (1, 2, 4... s)
+        s.wait_up("drops", timeout=90)
         assert [e["event"] for e in s.events() if e.get("watch") == "conntrack"][-1] == "up"
         rc, _ = s.stop()
         assert rc == 0
@@ -267,7 +271,7 @@ def rss_kib(pid: int) -> int:
 
 
 def test_fifty_scrapes_a_second_during_a_flood(lab, serve):
-    s = serve("--watch", "drops", "--watch", "conntrack", "--netns", lab.lab.name("b"))
+    s = serve("--watch", "drops", "--probe", "drops=tracefs")  # an event per drop, and overruns counted
     s.wait_up("drops")
     lab.send("udp-bad4", 200)  # warm: every label set exists before memory is measured
     wait_until(lambda: total(s.metrics(), "v6diag_drops_total", reason="UDP_CSUM") >= 1, "warm-up drops")
@@ -304,7 +308,7 @@ def test_fifty_scrapes_a_second_during_a_flood(lab, serve):
                + total(s.metrics(), "v6diag_events_lost_total", watch="drops") - base - base_lost >= sent,
                "every flooded drop counted or counted lost", timeout=30, interval=0.5)
     counted = total(s.metrics(), "v6diag_drops_total", reason="UDP_CSUM") - base
-    assert counted <= sent  # only these were UDP checksum errors
+    assert counted <= sent  # tracefs is host-wide, but only this test makes UDP checksum errors
     rss1 = rss_kib(s.proc.pid)
     print(f"{scrapes[0]} scrapes, {sent} drops sent, {counted:.0f} counted, RSS {rss0} -> {rss1} KiB")
     assert rss1 - rss0 < 16 * 1024, (rss0, rss1)  # flat: no per-event or per-scrape growth
@@ -314,8 +318,7 @@ def test_fifty_scrapes_a_second_during_a_flood(lab, serve):
 def test_checksum_watcher_counts_verdicts_and_the_kernel_drops_them(serve, build_lab):
     """A real VXLAN: 7 frames with a wrong outer UDP checksum into b, where the
     checksum watcher captures on the underlay and the drops watcher sees the
-    kernel throw the same 7 away (UDP_CSUM; tracefs is host-wide, and only this
-    test makes UDP checksum errors)."""
+    kernel throw the same 7 away (UDP_CSUM, from b's own counters)."""
     require_root()
     require_tools("ip", "ethtool")
     from tests.vxlan_lab import VxlanLab

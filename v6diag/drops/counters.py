@@ -68,3 +68,21 @@ def drops(before: dict[str, int], after: dict[str, int]) -> tuple[Counter, Count
             by_reason[reason] += delta
             by_counter[counter] = delta
     return by_reason, by_counter
+
+
+_PROTOCOL = {"Udp": "udp", "UdpLite": "udplite", "Tcp": "tcp", "Icmp": "icmp"}
+
+
+def family_and_proto(counter: str) -> tuple[str, str]:
+    """What a counter's name says of the packets it counts: snmp6's names are
+    IPv6 ("Udp6InCsumErrors"); snmp's are IPv4, except Tcp's, which counts both
+    families (tcp_v6_rcv increments the same TCP_MIB_CSUMERRORS)."""
+    if ":" not in counter:  # snmp6
+        for prefix, proto in (("Udp6", "udp"), ("UdpLite6", "udplite"), ("Icmp6", "icmpv6"), ("Ip6", "unknown")):
+            if counter.startswith(prefix):
+                return "ipv6", proto
+        return "ipv6", "unknown"
+    table = counter.split(":")[0]
+    if table == "Tcp":
+        return "unknown", "tcp"
+    return "ipv4", _PROTOCOL.get(table, "unknown")

@@ -77,8 +77,9 @@ class DropsWatcher(Watcher):
     def open(self) -> Session:
         from v6diag.drops import host
 
-        # the counters fallback reads this thread's namespace; bpf filters on its inode
-        wanted = host.Wanted([], netns=self.netns if self.probe == "bpf" else None)
+        # as `drops --netns`: bpf filters on the namespace's inode, tracefs cannot (it is
+        # host-wide) and is passed over, the counters are this thread's namespace's
+        wanted = host.Wanted([], netns=self.netns)
         source, _ = host.open_source(self.probe, wanted, Notes(self.log, self.watch))
         self._lost, self._counted = 0, {}
 
@@ -94,10 +95,14 @@ class DropsWatcher(Watcher):
             self.metrics.lost.labels(self.watch).inc(lost - self._lost)
             self._lost = lost
         if source.name == "counters":  # totals only: the deltas since the watcher began
-            for reason, n in source.counts().items():
-                if n > self._counted.get(reason, 0):
-                    self.metrics.drops.labels(reason, "unknown", "unknown").inc(n - self._counted.get(reason, 0))
-                    self._counted[reason] = n
+            from v6diag.drops.counters import REASON_OF, family_and_proto
+
+            source.counts()
+            for counter, n in source.by_counter.items():
+                if n > self._counted.get(counter, 0):
+                    self.metrics.drops.labels(REASON_OF[counter], *family_and_proto(counter)).inc(
+                        n - self._counted.get(counter, 0))
+                    self._counted[counter] = n
 
 
 class ChecksumWatcher(Watcher):
