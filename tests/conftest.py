@@ -88,3 +88,22 @@ def build_module_lab():
     yield build
     for lab in reversed(built):
         lab.close()
+
+
+@pytest.fixture
+def serve(v6diag_cmd, tmp_path):
+    """serve(*args): `v6diag serve` running until the test ends (tests/serve_lab.py)."""
+    from tests.serve_lab import Serve
+
+    started = []
+
+    def start(*args):
+        s = Serve(v6diag_cmd, tmp_path, *args)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()

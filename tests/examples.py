@@ -33,9 +33,12 @@ CASES = [
     ("tunnel-wireguard-ok", ["tunnel", "--pcap", "pcaps/tunnel-wireguard-ok.pcap"]),
     ("tunnel-wireguard-dropped", ["tunnel", "--pcap", "pcaps/tunnel-wireguard-dropped.pcap"]),
     ("conntrack-kernel-6.1", ["conntrack", "--from", "pcaps/conntrack-kernel-6.1.ndjson"]),
+    ("drops-kernel-6.1", ["drops", "--from", "pcaps/drops-kernel-6.1.ndjson"]),
+    ("drops-dual-wan-6.1", ["drops", "--from", "pcaps/drops-dual-wan-6.1.ndjson", "--with-conntrack",
+                            "pcaps/conntrack-dual-wan-6.1.ndjson"]),
 ]
 # wall-clock measurements of the run, not facts of the input
-TIMING = {"conntrack": [("summary", "duration_s")]}
+TIMING = {"conntrack": [("summary", "duration_s")], "drops": [("summary", "duration_s")]}
 
 
 def blank_timing(command: str, text: str) -> str:

@@ -15,7 +15,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "conntrack" / "conn
 
 def death():
     ev = dict(json.loads(FIXTURE.read_text())["events"][0])
-    ev.update(cause="nat-oif-changed", explanation="NAT killed it")
+    ev.update(cause="nat-oif-changed", explanation="NAT killed it", fix="save the mark last")
     return ev
 
 
@@ -34,6 +34,7 @@ def test_a_drop_is_told_with_its_flows_destruction(tmp_path):
     deaths = ConntrackDeaths(path)
     got = deaths.match(drop_of(ev))
     assert got["cause"] == "nat-oif-changed" and abs(got["delta_ms"] - 0.02) < 1e-6
+    assert got["fix"] == "save the mark last"  # the cause's fix travels with it
     assert deaths.match(drop_of(ev, reverse=True))["cause"] == "nat-oif-changed"
     assert deaths.match(drop_of(ev, dt=2.0)) is None  # too far apart
     other = drop_of(ev)

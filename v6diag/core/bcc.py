@@ -10,6 +10,7 @@ import importlib.util
 import os
 import platform
 import sys
+import threading
 from pathlib import Path
 
 from v6diag.core.errors import UnavailableError
@@ -65,6 +66,9 @@ def ring_buffer_available() -> bool:
     return release >= (5, 8) and hasattr(BPF, "ring_buffer_poll")
 
 
+_COMPILING = threading.Lock()  # serve compiles for several watchers at once; LLVM's state in bcc is shared
+
+
 def compile_program(program: str, cflags: list[str]):
     """The program compiled and loaded (its probes attached by bcc's conventions)."""
     from importlib import resources
@@ -76,7 +80,7 @@ def compile_program(program: str, cflags: list[str]):
         raise UnavailableError(f"the BPF program {program} is missing from this installation of v6diag",
                                hint="reinstall v6diag (pip install --force-reinstall v6diag)")
     try:
-        with resources.as_file(src) as path:  # bcc compiles from a path
+        with resources.as_file(src) as path, _COMPILING:  # bcc compiles from a path
             return BPF(src_file=str(path).encode(), cflags=cflags)
     except Exception as e:  # bcc raises bare Exception on compile/load failures
         raise UnavailableError(f"cannot compile/load {program}: {e}",

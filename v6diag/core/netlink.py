@@ -156,10 +156,3 @@ def index_in(netns_name: str, ifname: str) -> int | None:
         found = ns.link_lookup(ifname=ifname)
     return found[0] if found else None
 
-
-def names_in(netns_name: str) -> dict[int, str]:
-    """Interface index -> name inside another network namespace."""
-    from pyroute2 import NetNS
-
-    with NetNS(netns_name) as ns:
-        return {link["index"]: link.get_attr("IFLA_IFNAME") for link in ns.get_links()}

@@ -47,3 +47,25 @@ def name_of_inode(ino: int) -> str | None:
     except OSError:
         pass
     return None
+
+
+def call_in(name: str, fn, *args):
+    """fn(*args) inside namespace `name`, in a short-lived thread (setns changes only
+    the calling thread; pyroute2's NetNS would fork a helper process instead)."""
+    import threading
+
+    out: dict = {}
+
+    def body():
+        try:
+            enter(name)
+            out["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    t = threading.Thread(target=body, name=f"netns-{name}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")

@@ -172,14 +172,13 @@ class BpfDrops:
         return self._names[key]
 
     def _lookup(self, index: int, netns: int) -> str | None:
-        from v6diag.core import netlink
         from v6diag.core import netns as ns
 
         try:
             if not netns or netns == ns.own_inode():
                 return socket.if_indextoname(index)
             name = ns.name_of_inode(netns)
-            return netlink.names_in(name).get(index) if name else None
+            return ns.call_in(name, socket.if_indextoname, index) if name else None
         except Exception:  # the namespace or device is gone already
             return None
 

@@ -67,7 +67,7 @@ class ConntrackDeaths:
             return None
         when, ev = best
         return {"cause": ev.get("cause"), "explanation": ev.get("explanation"), "time": when,
-                "delta_ms": round((t - when) * 1000, 3)}
+                "delta_ms": round((t - when) * 1000, 3), "fix": ev.get("fix")}
 
     def close(self) -> None:
         self._file.close()

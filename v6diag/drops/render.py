@@ -43,6 +43,10 @@ class DropPrinter:
             self.out.print(f"    because: its conntrack entry was destroyed {related['delta_ms']:g} ms before "
                            f"({related['cause']}): {related['explanation']}", highlight=False, markup=False,
                            soft_wrap=True)
+            if related.get("fix") and ("conntrack", related["cause"]) not in self._explained:
+                # the cause's fix, not the reason's generic one: it is what ends these drops
+                self._explained.add(("conntrack", related["cause"]))
+                self.out.print(f"    fix: {related['fix']}", highlight=False, markup=False, soft_wrap=True)
         if ev["reason"] not in self._explained:
             self._explained.add(ev["reason"])
             self.out.print(f"    why: {ev['why']}", highlight=False, markup=False, soft_wrap=True)
