@@ -5,6 +5,7 @@ and reading the exposition."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -53,7 +54,9 @@ class Serve:
         self.log = tmp / f"serve-{self.port}.log"
         self.proc = subprocess.Popen([*cmd, "serve", "--listen", f"127.0.0.1:{self.port}", "--log-format", "json",
                                       "--ready-file", str(ready), *args],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+                                     # a crash (bcc is C) leaves every thread's Python stack in the log
+                                     env={**os.environ, "PYTHONFAULTHANDLER": "1"})
         wait_until(lambda: ready.exists() or self.proc.poll() is not None, "serve --ready-file", timeout=60)
         assert ready.exists(), self.log.read_text()
 

@@ -53,4 +53,5 @@ def test_bpf_watchers_exported_exactly(serve, tmp_path, build_lab):
     rc, took = s.stop()
     print(f"SIGTERM to exit with two BPF programs attached: {took:.2f} s")
     assert rc == 0, s.log.read_text()
+    print(s.log.read_text())
     assert [e["event"] for e in s.events()][-1] == "exit"

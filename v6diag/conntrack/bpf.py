@@ -268,7 +268,7 @@ class BpfDeleteEvents:
             self._stacks.clear()
 
     def close(self) -> None:
-        self.bpf.cleanup()
+        bcc.release(self.bpf)
 
 
 def _tuple(t, fam: int, proto: str) -> dict:

@@ -66,7 +66,7 @@ def ring_buffer_available() -> bool:
     return release >= (5, 8) and hasattr(BPF, "ring_buffer_poll")
 
 
-_COMPILING = threading.Lock()  # serve compiles for several watchers at once; LLVM's state in bcc is shared
+_COMPILING = threading.Lock()  # serve runs several watchers: bcc loads and frees one program at a time
 
 
 def compile_program(program: str, cflags: list[str]):
@@ -85,6 +85,13 @@ def compile_program(program: str, cflags: list[str]):
     except Exception as e:  # bcc raises bare Exception on compile/load failures
         raise UnavailableError(f"cannot compile/load {program}: {e}",
                                hint="check that linux-headers-$(uname -r) match the running kernel") from e
+
+
+def release(bpf) -> None:
+    """Detach and free a program, one at a time like compiling (two watchers
+    detaching at once crashed bcc 0.26 in the kernel tier)."""
+    with _COMPILING:
+        bpf.cleanup()
 
 
 def modules() -> str:

@@ -200,7 +200,7 @@ class BpfDrops:
         return int(self.bpf["dropped"][ct.c_int(1)].value)
 
     def close(self) -> None:
-        self.bpf.cleanup()
+        bcc.release(self.bpf)
 
 
 def _flow(f) -> dict:

@@ -11,7 +11,6 @@ import typer
 
 from v6diag.core.errors import EXIT_OK, UsageError
 
-STOP_WITHIN_S = 0.8  # SIGTERM to exit, what Kubernetes and systemd wait for is far longer
 
 
 def serve(

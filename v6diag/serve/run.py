@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from v6diag.core.errors import UsageError
 from v6diag.serve.watchers import KINDS, NEEDS_IFACE
 
+CLOSE_WAIT_S = 20.0
 PROBES = {"conntrack": ("auto", "kprobe", "fentry", "netlink"), "drops": ("auto", "bpf", "tracefs", "counters")}
 
 
@@ -88,9 +89,15 @@ def run(plan: Plan, listen: str, log, ready_file=None) -> None:
         pass
     finally:
         stop.set()
-        deadline = time.monotonic() + 0.8
+        began = time.monotonic()
+        # each watcher detaches its own probes; a watcher still detaching when the
+        # interpreter finalizes crashes it (bcc's objects freed under it), so wait
+        # for them: well under a second on real CPUs, longer under emulation
+        deadline = began + CLOSE_WAIT_S
         for w in running:
             w.join(max(0.0, deadline - time.monotonic()))
         endpoint.close()
         late = [w.watch for w in running if w.is_alive()]
-        log("exit", **({"still_closing": ",".join(late)} if late else {}))
+        log("exit", took_s=round(time.monotonic() - began, 3), **({"still_closing": ",".join(late)} if late else {}))
+        if late:  # never hang: the kernel detaches what our descriptors held when we exit
+            os._exit(0)
