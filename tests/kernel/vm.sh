@@ -7,7 +7,7 @@
 #   bash tests/kernel/vm.sh pytest [ARGS]    # boot once, run tests/kernel in the guest
 #   bash tests/kernel/vm.sh run -- CMD       # boot, run CMD as root, exit with its code
 #
-# Env: V6DIAG_VM_CACHE (/var/lib/v6diag-kernel), V6DIAG_VM_MEM (2G), V6DIAG_VM_TIMEOUT (2400 s),
+# Env: V6DIAG_VM_CACHE (/var/lib/v6diag-kernel), V6DIAG_VM_MEM (2G), V6DIAG_VM_TIMEOUT (3000 s),
 #      V6DIAG_VM_ACCEL (auto|tcg|kvm).
 # Facts behind the choices (measured on the 2-core dev VM): nested PVM KVM cannot boot a
 # stock kernel, so TCG, 1 vCPU (faster than 2 there); without host udev the guest gets no
@@ -95,7 +95,7 @@ boot() {
     fi
     # qemu reopens fd 1/2 with O_TRUNC: never point them at a file, pipe through cat.
     local rc=0
-    timeout --kill-after=30 "${V6DIAG_VM_TIMEOUT:-2400}" \
+    timeout --kill-after=30 "${V6DIAG_VM_TIMEOUT:-3000}" \
         vng --run "$CACHE/kroot-$kver/boot/vmlinuz-$kver" "${extra[@]}" --memory "${V6DIAG_VM_MEM:-2G}" \
             "${vngargs[@]}" --exec "$*" </dev/null 2> >(cat >&2) | cat || rc=${PIPESTATUS[0]}
     return "$rc"
