@@ -14,6 +14,7 @@ import typer
 
 from v6diag.core.console import Options, stderr, stdout
 from v6diag.core.constants import VXLAN_PORTS
+from v6diag.core import options
 from v6diag.core.errors import UnavailableError, UsageError
 from v6diag.core.report import exit_code
 
@@ -44,8 +45,7 @@ def checksum(
         raise UsageError("give a capture FILE ('-' for stdin) or --iface IF to capture live")
     if any(not 0 < p < 65536 for p in port):
         raise UsageError("--port must be a UDP port number (1-65535)")
-    if duration is not None and not 0 < duration <= 86400:
-        raise UsageError("--duration must be between 0 and 86400 seconds")
+    options.duration(duration)
     ports = tuple(sorted(set(VXLAN_PORTS) | set(port)))
     # JSON carries no dissections: keeping none spares importing scapy (~33 MB)
     tally = ChecksumTally(ports, keep=0 if as_json else max(0, detail))

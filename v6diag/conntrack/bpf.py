@@ -85,9 +85,6 @@ def address_words(address: str) -> tuple[int, ...]:
     return struct.unpack("=4I", ipaddress.ip_address(address).packed.ljust(16, b"\0"))
 
 
-BUFFERS = ("auto", "ring", "perf")
-
-
 def cflags(mode: str, kfilter: KernelFilter, buffer: str = "perf", summary_only: bool = False) -> list[str]:
     return ((["-DUSE_FENTRY"] if mode == "fentry" else []) + (["-DUSE_RINGBUF"] if buffer == "ring" else [])
             + (["-DSUMMARY_ONLY"] if summary_only else []) + kfilter.cflags())
@@ -186,29 +183,18 @@ class BpfDeleteEvents:
     def events(self, deadline: float | None) -> Iterator[DestroyEvent | None]:
         """One dict per destroyed entry; None on idle ticks (for progress). With
         summary_only, only ticks until the deadline: the counts are in the kernel."""
-        draining = False
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                draining = True  # what is already in the buffer is reported, not dropped
-            wait = 0 if draining else (200 if deadline is None else
-                                       max(10, min(200, int((deadline - time.monotonic()) * 1000))))
-            if self._poll is None:
-                if draining:
-                    return
-                time.sleep(wait / 1000)
+        for batch in bcc.batches(self._poll, self._take, deadline):
+            if batch is None:
                 yield None
                 continue
-            self._poll(timeout=wait)
-            if not self._pending:
-                if draining:
-                    return
-                yield None
-                continue
-            batch, self._pending = self._pending, []
             self._refresh_symbols()
             for ev in batch:
                 ev["stack"] = self._stack(ev.pop("stack_id"))
                 yield ev
+
+    def _take(self) -> list[dict]:
+        batch, self._pending = self._pending, []
+        return batch
 
     def dropped(self) -> int:
         """Events the program could not submit because the buffer was full."""

@@ -15,6 +15,7 @@ import typer
 
 from v6diag.core.console import Options, stderr, stdout
 from v6diag.core.constants import PROTO_NAMES, PROTO_NUMBERS
+from v6diag.core import options
 from v6diag.core.errors import EXIT_OK, UsageError
 
 
@@ -47,18 +48,13 @@ def conntrack(
 
     opts: Options = ctx.obj
     as_json = json_out or opts.json
-    if duration is not None and not 0 < duration <= 86400:
-        raise UsageError("--duration must be between 0 and 86400 seconds")
-    if port is not None and not 0 < port < 65536:
-        raise UsageError("--port must be 1-65535")
+    options.duration(duration)
+    options.port(port)
     if mark is not None and not 0 <= mark < 1 << 32:
         raise UsageError("--mark must fit in 32 bits")
     if probe not in host.PROBES:
         raise UsageError(f"--probe must be one of {', '.join(host.PROBES)}")
-    if buffer not in bpf.BUFFERS:
-        raise UsageError(f"--buffer must be one of {', '.join(bpf.BUFFERS)}")
-    if buffer_pages is not None and (buffer_pages < 1 or buffer_pages & (buffer_pages - 1)):
-        raise UsageError("--buffer-pages must be a power of two")
+    options.event_buffer(buffer, buffer_pages)
     for name, value in (("--src", src), ("--dst", dst)):
         if value is not None:
             try:

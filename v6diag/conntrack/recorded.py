@@ -4,11 +4,11 @@ root. Lines are streamed; a file is untrusted input: every field is checked."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from v6diag.conntrack.report import DestroyEvent
+from v6diag.core import ndjson
 from v6diag.core.errors import InputError
 
 TUPLE_KEYS = ("src", "dst", "sport", "dport", "proto")
@@ -19,28 +19,15 @@ class RecordedEvents:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            self._file = open(path, encoding="utf-8", errors="strict")
-        except OSError as e:
-            raise InputError(f"cannot read {path}: {e.strerror}") from e
+        self._file = ndjson.open_recording(path)
         self.modes: set[str] = set()
 
     def events(self, deadline=None) -> Iterator[DestroyEvent]:
-        try:
-            for n, line in enumerate(self._file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as e:
-                    raise InputError(f"{self.path}:{n}: not a JSON line ({e.msg})",
-                                     hint="expected the NDJSON that `v6diag conntrack --json` writes") from e
-                if isinstance(obj, dict) and obj.get("summary"):
-                    self.lost += int(obj.get("lost") or 0) if isinstance(obj.get("lost"), int) else 0
-                    continue
-                yield self._checked(obj, n)
-        except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        for n, obj in ndjson.objects(self._file, self.path, "v6diag conntrack"):
+            if isinstance(obj, dict) and obj.get("summary"):
+                self.lost += int(obj.get("lost") or 0) if isinstance(obj.get("lost"), int) else 0
+                continue
+            yield self._checked(obj, n)
 
     def _checked(self, obj, n: int) -> DestroyEvent:
         def bad(what: str):

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 
 from v6diag.core.errors import UnavailableError
@@ -85,6 +86,34 @@ def compile_program(program: str, cflags: list[str]):
     except Exception as e:  # bcc raises bare Exception on compile/load failures
         raise UnavailableError(f"cannot compile/load {program}: {e}",
                                hint="check that linux-headers-$(uname -r) match the running kernel") from e
+
+
+def batches(poll, take, deadline: float | None):
+    """The event loop every BPF source shares: poll(timeout_ms) fills a pending list
+    through the buffer's callback, take() empties it. Yields each non-empty batch,
+    None on idle ticks (<= 0.2 s, for progress and stop flags); at the deadline what
+    the buffer already holds is still delivered. poll None: the program sends no
+    events (--summary), so only ticks until the deadline."""
+    draining = False
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            draining = True  # what is already in the buffer is reported, not dropped
+        wait = 0 if draining else (200 if deadline is None else
+                                   max(10, min(200, int((deadline - time.monotonic()) * 1000))))
+        if poll is None:
+            if draining:
+                return
+            time.sleep(wait / 1000)
+            yield None
+            continue
+        poll(timeout=wait)
+        batch = take()
+        if not batch:
+            if draining:
+                return
+            yield None
+            continue
+        yield batch
 
 
 def release(bpf) -> None:

@@ -115,33 +115,21 @@ class BpfDrops:
         self._pending.append(self._decode(ct.cast(data, ct.POINTER(DropRecord)).contents))
 
     def events(self, deadline: float | None) -> Iterator[DropEvent | None]:
-        draining = False
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                draining = True  # what is already in the buffer is reported, not dropped
-            wait = 0 if draining else (200 if deadline is None else
-                                       max(10, min(200, int((deadline - time.monotonic()) * 1000))))
-            if self._poll is None:
-                if draining:
-                    return
-                time.sleep(wait / 1000)
+        for batch in bcc.batches(self._poll, self._take, deadline):
+            if batch is None:
                 yield None
-                continue
-            self._poll(timeout=wait)
-            if not self._pending:
-                if draining:
-                    return
-                yield None
-                continue
-            batch, self._pending = self._pending, []
-            yield from batch
+            else:
+                yield from batch
+
+    def _take(self) -> list[DropEvent]:
+        batch, self._pending = self._pending, []
+        return batch
 
     def drain(self) -> Iterator[DropEvent]:
         """What the kernel already handed over, without waiting (after Ctrl-C)."""
         if self._poll is not None:
             self._poll(timeout=0)
-        batch, self._pending = self._pending, []
-        yield from batch
+        yield from self._take()
 
     def _decode(self, r) -> DropEvent:
         outer, inner = _flow(r.outer), _flow(r.inner)

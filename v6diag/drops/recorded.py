@@ -3,10 +3,10 @@ without root. Lines are streamed; a file is untrusted input: every field is chec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from v6diag.core import ndjson
 from v6diag.core.errors import InputError
 from v6diag.drops.report import DropEvent
 
@@ -19,29 +19,16 @@ class RecordedDrops:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            self._file = open(path, encoding="utf-8", errors="strict")
-        except OSError as e:
-            raise InputError(f"cannot read {path}: {e.strerror}") from e
+        self._file = ndjson.open_recording(path)
         self.lost = 0
 
     def events(self, deadline=None) -> Iterator[DropEvent]:
-        try:
-            for n, line in enumerate(self._file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as e:
-                    raise InputError(f"{self.path}:{n}: not a JSON line ({e.msg})",
-                                     hint="expected the NDJSON that `v6diag drops --json` writes") from e
-                if isinstance(obj, dict) and isinstance(obj.get("summary"), dict):
-                    lost = obj["summary"].get("lost")
-                    self.lost += lost if isinstance(lost, int) else 0
-                    continue
-                yield self._checked(obj, n)
-        except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: not UTF-8 text (byte {e.start})") from e
+        for n, obj in ndjson.objects(self._file, self.path, "v6diag drops"):
+            if isinstance(obj, dict) and isinstance(obj.get("summary"), dict):
+                lost = obj["summary"].get("lost")
+                self.lost += lost if isinstance(lost, int) else 0
+                continue
+            yield self._checked(obj, n)
 
     def _checked(self, obj, n: int) -> DropEvent:
         def bad(what: str):

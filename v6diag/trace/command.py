@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from v6diag.core.console import Options, stderr, stdout
+from v6diag.core import options
 from v6diag.core.errors import UsageError
 from v6diag.core.report import exit_code
 
@@ -38,8 +39,7 @@ def trace(
         raise UsageError("--solicit-router, --dhcpv6, --ns and --write need a live --iface, not --pcap")
     if pd is not None and (not dhcpv6 or not 1 <= pd <= 128):
         raise UsageError("--pd LEN goes with --dhcpv6 and is a prefix length (1-128)")
-    if not 0 < duration <= 86400:
-        raise UsageError("--duration must be between 0 and 86400 seconds")
+    options.duration(duration)
     if iface == "any" and probing:
         raise UsageError("-i any only listens: --solicit-router, --dhcpv6 and --ns go out on one interface "
                          "(name it, e.g. -i eth0)")
