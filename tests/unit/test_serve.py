@@ -122,3 +122,40 @@ def test_readme_documents_exactly_the_exported_metrics():
     section = re.split(r"\n##+ ", section[5:])[0]
     documented = set(re.findall(r"`(v6diag_[a-z_]+)[{`]", section))
     assert documented == set(NAMES)
+
+
+def test_global_json_selects_json_log_lines_and_sigterm_exits_0(tmp_path):
+    """`v6diag --json serve`: every stderr line is a JSON object, stdout stays
+    empty; a watcher that cannot run (no such interface) is down, the server still
+    serves; SIGTERM ends it with exit 0. Loopback only."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-m", "v6diag", "--json", "serve", "--listen", f"127.0.0.1:{port}",
+                          "--watch", "checksum:v6diag-none0", "--ready-file", str(ready)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if ready.exists() or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+        lines = []
+        while not any(x.get("event") == "down" for x in lines):
+            lines.append(json.loads(p.stderr.readline()))
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines += [json.loads(x) for x in err.splitlines()]
+    assert p.returncode == 0 and out == ""
+    assert lines[0]["event"] == "serving" and lines[-1]["event"] == "exit"
+    assert any(x["event"] == "down" and x["watch"] == "checksum:v6diag-none0" for x in lines)

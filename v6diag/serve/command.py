@@ -14,6 +14,7 @@ from v6diag.core.errors import EXIT_OK, UsageError
 
 
 def serve(
+    ctx: typer.Context,
     listen: str = typer.Option("127.0.0.1:9469", "--listen", help="ADDR:PORT for /metrics and /healthz "
                                "(default loopback; [::]:9469 or 0.0.0.0:9469 to be scraped from elsewhere)."),
     watch: list[str] = typer.Option([], "--watch", "-w", help="conntrack, drops, checksum:IF or discover:IF "
@@ -32,6 +33,8 @@ def serve(
 
     if log_format not in FORMATS:
         raise UsageError("--log-format must be text or json")
+    if ctx.obj is not None and ctx.obj.json:  # `v6diag --json serve`: its machine-readable stream is the log
+        log_format = "json"
     if not 10 <= discover_interval <= 86400:
         raise UsageError("--discover-interval must be between 10 and 86400 seconds")
     plan = Plan.of(watch or ["conntrack", "drops"], probe, netns, discover_interval)
