@@ -159,3 +159,31 @@ def test_global_json_selects_json_log_lines_and_sigterm_exits_0(tmp_path):
     assert p.returncode == 0 and out == ""
     assert lines[0]["event"] == "serving" and lines[-1]["event"] == "exit"
     assert any(x["event"] == "down" and x["watch"] == "checksum:v6diag-none0" for x in lines)
+
+
+def test_a_source_that_ends_is_reported_gone():
+    """Sources never end on their own; one whose generator ends (its file or
+    socket gone) must turn the watcher down, not spin. A plain generator stands
+    in for the kernel source here."""
+    from v6diag.core.errors import UnavailableError
+    from v6diag.serve.watchers import _EventSession
+
+    class Source:
+        closed = False
+
+        def events(self, deadline):
+            yield {"reason": "UDP_CSUM"}
+            yield None
+
+        def close(self):
+            self.closed = True
+
+    seen, ticks = [], []
+    src = Source()
+    session = _EventSession(src, "tracefs", seen.append, ticks.append)
+    session.step()
+    assert seen == [{"reason": "UDP_CSUM"}] and ticks == [src]
+    with pytest.raises(UnavailableError, match="tracefs source stopped"):
+        session.step()
+    session.close()
+    assert src.closed

@@ -8,9 +8,11 @@ from __future__ import annotations
 import random
 import time
 
+from v6diag.core.errors import UnavailableError
 from v6diag.serve.watch import Notes, Session, Watcher
 
 KINDS = ("conntrack", "drops", "checksum", "discover")
+_ENDED = object()
 NEEDS_IFACE = ("checksum", "discover")
 
 
@@ -24,7 +26,10 @@ class _EventSession(Session):
 
     def step(self) -> None:
         deadline = time.monotonic() + 0.2
-        for ev in self._events:  # at most one tick (<= 0.2 s) or a burst of events
+        while True:  # up to one tick (<= 0.2 s) or a burst of events
+            ev = next(self._events, _ENDED)
+            if ev is _ENDED:  # a source never ends on its own: it is gone
+                raise UnavailableError(f"the {self.source} source stopped delivering events")
             if ev is None:
                 break
             self.on_event(ev)
