@@ -165,27 +165,54 @@ class DiscoverWatcher(Watcher):
 
 class _DiscoverSession(Session):
     """A probe window (as `discover -i IF` runs it, without names) now and every
-    `interval` seconds; the gauge is the number of devices the last window heard."""
+    `interval` seconds, and between windows the link's own traffic (ND, MLD,
+    ARP...) heard passively into the same book: the gauge is the devices heard
+    since the last window began."""
 
     source = "probe"
     WINDOW_S = 2.0
+    MAX_DEVICES = 65536  # bounded: a flood of forged MACs stops growing the book here
 
     def __init__(self, iface: str, interval: float, metrics, stop):
         from v6diag.core import netlink, privilege
+        from v6diag.core.constants import ETH_P_ALL
+        from v6diag.core.packet_socket import PacketSocket
 
         privilege.require(["CAP_NET_RAW"], f"probing {iface}", "run serve as root or with CAP_NET_RAW")
         self.info = netlink.interface(iface)
         self.iface, self.interval, self.metrics, self.stop = iface, interval, metrics, stop
         self.next_at = 0.0
+        self.analysis = None
+        self.sock = None
+        self._open_passive = lambda: PacketSocket(iface, self.info.index, protocol=ETH_P_ALL)
 
     def step(self) -> None:
-        if time.monotonic() < self.next_at:
-            self.stop.wait(0.2)
+        if time.monotonic() >= self.next_at:
+            self._window()
             return
+        if self.sock is None:
+            self.sock = self._open_passive()
+            self.sock.__enter__()
+        for frame in self.sock.frames(time.monotonic() + 0.2):
+            if frame is not None and len(self.analysis.book) < self.MAX_DEVICES:
+                self.analysis.feed(frame)
+        self.metrics.devices.labels(self.iface).set(len(self.analysis.book))
+
+    def _window(self) -> None:
         from v6diag.discover import probe
         from v6diag.discover.analyse import DiscoveryAnalysis
 
+        self._close_passive()  # the window reads its own socket
         analysis = DiscoveryAnalysis(exclude_macs=frozenset({self.info.mac}))
         probe.discover_live(self.info, analysis, self.WINDOW_S, random.randrange(1, 0xFFFF), names=False)
+        self.analysis = analysis
         self.metrics.devices.labels(self.iface).set(len(analysis.book))
         self.next_at = time.monotonic() + self.interval
+
+    def _close_passive(self) -> None:
+        if self.sock is not None:
+            self.sock.__exit__(None, None, None)
+            self.sock = None
+
+    def close(self) -> None:
+        self._close_passive()
