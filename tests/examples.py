@@ -49,8 +49,11 @@ def blank_timing(command: str, text: str) -> str:
     for line in text.splitlines():
         obj = json.loads(line)
         for marker, key in rules:
-            if obj.get(marker) and key in obj:
+            where = obj.get(marker)
+            if where and key in obj:  # conntrack: {"summary": true, "duration_s": ...}
                 obj[key] = 0
+            elif isinstance(where, dict) and key in where:  # drops: {"summary": {"duration_s": ...}}
+                where[key] = 0
         lines.append(json.dumps(obj, separators=(",", ":")))
     return "\n".join(lines) + "\n"
 
