@@ -19,6 +19,7 @@
 //   FILTER_PROTO     only this l4 protocol (outer or tunnelled)
 //   FILTER_PORT      only this port (host order), source or destination, outer or tunnelled
 //   VXLAN_PORT_A/B   UDP ports read as VXLAN (default 4789 and 8472)
+//   GENEVE_PORT      UDP port read as GENEVE (default 6081, RFC 8926)
 #include <uapi/linux/ptrace.h>
 #include <linux/skbuff.h>
 #include <linux/netdevice.h>
@@ -41,6 +42,9 @@
 #endif
 #ifndef VXLAN_PORT_B
 #define VXLAN_PORT_B 8472
+#endif
+#ifndef GENEVE_PORT
+#define GENEVE_PORT 6081
 #endif
 
 struct flow {
@@ -188,12 +192,24 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     unsigned char *l4 = NULL;
     if (head && network != 0xFFFF && !read_ip(&ev->outer, head + network, ev->protocol, &l4)) {
         read_ports(&ev->outer, l4);
-        // tunnels: VXLAN (UDP, 8-byte VXLAN header, inner Ethernet) and sit (IPv6 in IPv4, RFC 4213)
+        // tunnels: VXLAN (UDP, 8-byte VXLAN header, inner Ethernet), GENEVE (UDP, 8 bytes and
+        // Opt Len x 4 bytes of options, inner Ethernet when Protocol Type is 0x6558, RFC 8926 3.4)
+        // and sit (IPv6 in IPv4, RFC 4213)
         unsigned char *inner_l4 = NULL;
+        unsigned char *eth = NULL;
         if (ev->outer.l4 == IPPROTO_UDP &&
             (ev->outer.dport == VXLAN_PORT_A || ev->outer.dport == VXLAN_PORT_B)) {
+            eth = l4 + 8 + 8;
+        } else if (ev->outer.l4 == IPPROTO_UDP && ev->outer.dport == GENEVE_PORT) {
+            u8 opt_len = 0;
+            u16 ptype = 0;
+            bpf_probe_read_kernel(&opt_len, 1, l4 + 8);
+            bpf_probe_read_kernel(&ptype, 2, l4 + 8 + 2);
+            if (bpf_ntohs(ptype) == 0x6558)
+                eth = l4 + 8 + 8 + (opt_len & 0x3f) * 4;
+        }
+        if (eth) {
             u16 inner_type = 0;
-            unsigned char *eth = l4 + 8 + 8;
             bpf_probe_read_kernel(&inner_type, 2, eth + 12);
             if (!read_ip(&ev->inner, eth + 14, bpf_ntohs(inner_type), &inner_l4))
                 read_ports(&ev->inner, inner_l4);

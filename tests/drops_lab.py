@@ -11,6 +11,7 @@ from tests.lab import Namespaces, wait_until
 
 A4, B4, A6, B6 = "10.77.0.1", "10.77.0.2", "fd00:77::1", "fd00:77::2"
 LISTEN, CLOSED, FIREWALLED = 5001, 5003, 5002
+INNER1, INNER2 = "192.168.9.1", "192.168.9.2"  # the flow inside the GENEVE packets
 
 LISTENER = f"""
 import socket, time
@@ -38,8 +39,14 @@ elif what == "udp-closed6":
     pkt = IPv6(src="{A6}", dst="{B6}") / UDP(sport=40001, dport={CLOSED}) / b"x"
 elif what == "syn6":
     pkt = IPv6(src="{A6}", dst="{B6}") / TCP(sport=40002, dport={FIREWALLED}, flags="S")
+elif what == "geneve-bad4":
+    # RFC 8926 3: Opt Len 1 (one 4-byte option), Protocol Type 0x6558 (Ethernet), VNI 42
+    head = bytes([0x01, 0x00, 0x65, 0x58, 0, 0, 42, 0]) + bytes([0x01, 0x02, 0x03, 0x00])
+    inner = Ether(src="02:00:00:00:09:01", dst="02:00:00:00:09:02") / IP(src="{I1}", dst="{I2}") \
+        / UDP(sport=41000, dport=5009) / b"inner"
+    pkt = IP(src="{A4}", dst="{B4}") / UDP(sport=50001, dport=6081, chksum=0x1234) / (head + bytes(inner))
 sendp([Ether(dst=dst_mac) / pkt] * n, iface="eth0")
-""".format(A4=A4, B4=B4, A6=A6, B6=B6, LISTEN=LISTEN, CLOSED=CLOSED, FIREWALLED=FIREWALLED)
+""".format(A4=A4, B4=B4, A6=A6, B6=B6, LISTEN=LISTEN, CLOSED=CLOSED, FIREWALLED=FIREWALLED, I1=INNER1, I2=INNER2)
 
 
 def two_hosts(prefix: str) -> Namespaces:

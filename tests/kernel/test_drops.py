@@ -1,7 +1,8 @@
 """`v6diag drops` with its BPF program on skb:kfree_skb, in the stock 6.1 kernel
 (bcc and headers are there): the flows of real drops named from the packets'
 own headers, the in-kernel namespace filter and exact per-reason counts, and a
-VXLAN receiver's bad outer checksums told with the tunnelled flow. What the
+VXLAN receiver's bad outer checksums told with the tunnelled flow while `checksum -i`
+on the same receiver flags them and reports the kernel's own drops. What the
 BPF watcher saw is recorded for `pcaps/` (a replayable NDJSON)."""
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
+import subprocess
 
 import pytest
 
 from tests.conftest import require_root, require_tools
-from tests.drops_lab import A4, A6, B4, B6, CLOSED, FIREWALLED, LISTEN, DropsLab, DropWatcher, two_hosts
+from tests.drops_lab import (
+    A4, A6, B4, B6, CLOSED, FIREWALLED, INNER1, INNER2, LISTEN, DropsLab, DropWatcher, two_hosts,
+)
 from tests.kernel.conftest import RESULTS
 from tests.kernel.conntrack_lab import netns_inode
 from tests.vxlan_lab import VxlanLab
@@ -63,8 +68,19 @@ def test_a_vxlan_receivers_bad_outer_checksums_with_the_tunnelled_flow(v6diag_cm
     w = DropWatcher(v6diag_cmd, tmp_path, "--probe", "bpf", "--netns", lab.b, "-r", "UDP_CSUM")
     try:
         assert w.wait_ready() == "bpf", w.stderr_path.read_text()
+        # checksum -i watches the same receiver: it flags the 5 and reports that the
+        # kernel dropped them (tracefs, host-wide, beside the BPF program). Ended with
+        # Ctrl-C once the kernel has dropped all 5 (a packet socket sees them first):
+        # a fixed duration would race scapy's start-up under the emulated CPU
+        csum = subprocess.Popen(["ip", "netns", "exec", lab.b, *v6diag_cmd, "checksum", "-i", "u0", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "capturing" in csum.stderr.readline()
         lab.inject_bad_outer_udp(5)
         got = w.wait_for(lambda e: e["reason"] == "UDP_CSUM", count=5)
+        csum.send_signal(signal.SIGINT)
+        out, err = csum.communicate(timeout=120)
+        assert csum.returncode in (0, 1), err
+        report = json.loads(out)
     finally:
         summary = w.stop()
     assert len(got) == 5 and summary["by_reason"] == {"UDP_CSUM": 5}, (got, summary)
@@ -73,6 +89,30 @@ def test_a_vxlan_receivers_bad_outer_checksums_with_the_tunnelled_flow(v6diag_cm
     inner = e["inner"]
     assert inner and inner["src"] in (lab.addr("a", "o4"), lab.addr("a", "o6")), e
     assert e["ifname"] == "u0" and "v6diag checksum" in e["fix"]
+    assert report["counts"]["outer_udp_bad"] == 5, report["counts"]
+    assert report["live"]["kernel_drops"]["UDP_CSUM"] >= 5, report["live"]
+    assert "kernel-dropped-bad-checksums" in {f["code"] for f in report["findings"]}
+
+
+def test_a_geneve_receivers_bad_outer_checksums_with_the_tunnelled_flow(v6diag_cmd, tmp_path, build_lab):
+    """A real GENEVE device in b (its UDP socket on 6081): packets with a wrong outer UDP
+    checksum and one 4-byte option are dropped as UDP_CSUM, told with the flow inside."""
+    require_root()
+    ns = build_lab(two_hosts(f"kg{os.getpid() % 10000}"))
+    ns.run("b", "ip", "link", "add", "gnv0", "type", "geneve", "id", "42", "remote", A4, check=True)
+    ns.run("b", "ip", "link", "set", "gnv0", "up", check=True)
+    lab = DropsLab(ns)
+    w = DropWatcher(v6diag_cmd, tmp_path, "--probe", "bpf", "--netns", ns.name("b"), "-r", "UDP_CSUM")
+    try:
+        assert w.wait_ready() == "bpf", w.stderr_path.read_text()
+        lab.send("geneve-bad4", 3)
+        got = w.wait_for(lambda e: e["reason"] == "UDP_CSUM", count=3)
+    finally:
+        w.stop()
+    assert len(got) == 3, got
+    e = got[0]
+    assert (e["proto"], e["dport"], e["src"], e["dst"]) == ("udp", 6081, A4, B4), e
+    assert e["inner"] and (e["inner"]["src"], e["inner"]["dst"], e["inner"]["dport"]) == (INNER1, INNER2, 5009), e
 
 
 def test_the_tracefs_source_here_has_no_location_names_and_says_so_by_null(v6diag_cmd, tmp_path, build_lab):
