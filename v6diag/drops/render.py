@@ -8,12 +8,13 @@ import time
 from collections import Counter
 
 from rich.console import Console
-from rich.table import Table
 
-from v6diag.core.console import print_findings
+from v6diag.core.console import Column, print_findings, print_table
 from v6diag.core.jsonout import emit
 from v6diag.drops.reasons import explain
 from v6diag.drops.report import DropEvent, Summary
+
+SUMMARY_COLUMNS = [Column("Count", justify="right"), Column("Reason"), Column("Why", priority=2)]
 
 LINES_PER_SECOND = 20  # above this, a line per second of totals
 
@@ -74,12 +75,9 @@ class DropPrinter:
             print_findings(s.findings, self.out)
         if not s.by_reason:
             return
-        table = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("count", "reason", "why"):
-            table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
-        for reason, n in s.by_reason.most_common():
-            table.add_row(str(n), reason, explain(reason)[0])
-        self.out.print(table)
+        # the shared table: at any width no word (a reason name) is broken
+        print_table(self.out, "By reason", SUMMARY_COLUMNS,
+                    [[str(n), reason, explain(reason)[0]] for reason, n in s.by_reason.most_common()])
         if s.by_location:
             self.out.print("where: " + ", ".join(f"{loc} {n}" for loc, n in s.by_location.most_common(8)),
                            highlight=False, soft_wrap=True)
