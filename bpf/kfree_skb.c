@@ -234,8 +234,8 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     struct location_key key = {};
     key.location = ev->location;
     key.reason = reason;
-    u64 one = 0;
-    u64 *c = by_location.lookup_or_try_init(&key, &one);
+    u64 zero = 0;
+    u64 *c = by_location.lookup_or_try_init(&key, &zero);
     if (c)
         __sync_fetch_and_add(c, 1);
     else
