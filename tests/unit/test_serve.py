@@ -187,3 +187,12 @@ def test_a_source_that_ends_is_reported_gone():
         session.step()
     session.close()
     assert src.closed
+
+
+def test_running_totals_become_increments():
+    from v6diag.serve.watch import Deltas
+
+    d = Deltas()
+    assert [d.rise("lost", t) for t in (0, 3, 3, 7)] == [0, 3, 0, 4]
+    assert d.rise("lost", 2) == 0 and d.rise("lost", 8) == 1  # a total that goes back is not a rise
+    assert d.rise("UDP_CSUM", 5) == 5  # each key on its own

@@ -23,6 +23,21 @@ class Notes:
         self.log("note", watch=self.watch, message=" ".join(str(p) for p in parts).removeprefix("v6diag: "))
 
 
+class Deltas:
+    """Totals a source reports as running sums (lost events, SNMP counters, verdict
+    counts) turned into counter increments: what rose since the last reading."""
+
+    def __init__(self):
+        self._last: dict = {}
+
+    def rise(self, key, total: int) -> int:
+        last = self._last.get(key, 0)
+        if total <= last:
+            return 0
+        self._last[key] = total
+        return total - last
+
+
 class Session:
     """An open source. `step` handles what arrived (returning within ~TICK_S) and
     raises when the source is gone; `close` detaches it."""
@@ -45,6 +60,10 @@ class Watcher(threading.Thread):
 
     def open(self) -> Session:
         raise NotImplementedError
+
+    def _count_lost(self, n: int) -> None:
+        if n:  # the series appears with the first loss, as every other label set does
+            self.metrics.lost.labels(self.watch).inc(n)
 
     def run(self) -> None:
         delay = BACKOFF_S[0]

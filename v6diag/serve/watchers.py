@@ -9,7 +9,7 @@ import random
 import time
 
 from v6diag.core.errors import UnavailableError
-from v6diag.serve.watch import Notes, Session, Watcher
+from v6diag.serve.watch import Deltas, Notes, Session, Watcher
 
 KINDS = ("conntrack", "drops", "checksum", "discover")
 _ENDED = object()
@@ -46,7 +46,7 @@ class ConntrackWatcher(Watcher):
     def __init__(self, *args, probe: str = "auto", **kw):
         super().__init__("conntrack", *args, **kw)
         self.probe = probe
-        self._lost = 0
+        self._totals = Deltas()
 
     def open(self) -> Session:
         from v6diag.conntrack import bpf, host
@@ -56,7 +56,7 @@ class ConntrackWatcher(Watcher):
         kfilter = bpf.KernelFilter(port=None, mark=None, netns=inode, proto=None, src=None, dst=None)
         # the netns is entered already (this thread): the opener must not enter it again
         source, mode, _ = host.open_source(self.probe, kfilter, None, Notes(self.log, self.watch))
-        self._lost = 0
+        self._totals = Deltas()
 
         def on_event(ev):
             explain_in_mode(ev, mode)
@@ -67,17 +67,14 @@ class ConntrackWatcher(Watcher):
 
     def _tick(self, source) -> None:
         lost = source.dropped() if hasattr(source, "dropped") else getattr(source, "lost", 0)
-        if lost > self._lost:
-            self.metrics.lost.labels(self.watch).inc(lost - self._lost)
-            self._lost = lost
+        self._count_lost(self._totals.rise("lost", lost))
 
 
 class DropsWatcher(Watcher):
     def __init__(self, *args, probe: str = "auto", **kw):
         super().__init__("drops", *args, **kw)
         self.probe = probe
-        self._lost = 0
-        self._counted: dict[str, int] = {}
+        self._totals = Deltas()
 
     def open(self) -> Session:
         from v6diag.drops import host
@@ -86,7 +83,7 @@ class DropsWatcher(Watcher):
         # host-wide) and is passed over, the counters are this thread's namespace's
         wanted = host.Wanted([], netns=self.netns)
         source, _ = host.open_source(self.probe, wanted, Notes(self.log, self.watch))
-        self._lost, self._counted = 0, {}
+        self._totals = Deltas()
 
         def on_event(ev):
             self.metrics.drops.labels(ev.get("reason") or "NOT_SPECIFIED", ev.get("family") or "unknown",
@@ -95,19 +92,15 @@ class DropsWatcher(Watcher):
         return _EventSession(source, source.name, on_event, self._tick)
 
     def _tick(self, source) -> None:
-        lost = source.dropped()
-        if lost > self._lost:
-            self.metrics.lost.labels(self.watch).inc(lost - self._lost)
-            self._lost = lost
+        self._count_lost(self._totals.rise("lost", source.dropped()))
         if source.name == "counters":  # totals only: the deltas since the watcher began
             from v6diag.drops.counters import REASON_OF, family_and_proto
 
             source.counts()
             for counter, n in source.by_counter.items():
-                if n > self._counted.get(counter, 0):
-                    self.metrics.drops.labels(REASON_OF[counter], *family_and_proto(counter)).inc(
-                        n - self._counted.get(counter, 0))
-                    self._counted[counter] = n
+                rose = self._totals.rise(counter, n)
+                if rose:
+                    self.metrics.drops.labels(REASON_OF[counter], *family_and_proto(counter)).inc(rose)
 
 
 class ChecksumWatcher(Watcher):
@@ -138,7 +131,7 @@ class _ChecksumSession(Session):
         self.tally = ChecksumTally(tuple(sorted(VXLAN_PORTS)), keep=0)
         self.sock = PacketSocket(iface, info.index, protocol=ETH_P_ALL, auxdata=True, allmulti=False)
         self.sock.__enter__()
-        self._seen: dict[str, int] = {}
+        self._totals = Deltas()
 
     def step(self) -> None:
         from v6diag.core.packet_socket import batches
@@ -146,9 +139,9 @@ class _ChecksumSession(Session):
         for batch, marks in batches(self.sock, time.monotonic() + 0.2):
             self.tally.add_batch(batch, marks)
         for verdict, n in self.tally.counts.items():
-            if n > self._seen.get(verdict, 0):
-                self.metrics.checksum.labels(self.iface, verdict).inc(n - self._seen.get(verdict, 0))
-                self._seen[verdict] = n
+            rose = self._totals.rise(verdict, n)
+            if rose:
+                self.metrics.checksum.labels(self.iface, verdict).inc(rose)
 
     def close(self) -> None:
         self.sock.__exit__(None, None, None)
