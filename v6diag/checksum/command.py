@@ -15,7 +15,7 @@ import typer
 from v6diag.core.console import Options, stderr, stdout
 from v6diag.core.constants import VXLAN_PORTS
 from v6diag.core import options
-from v6diag.core.errors import UnavailableError, UsageError
+from v6diag.core.errors import UsageError
 from v6diag.core.report import exit_code
 
 
@@ -129,30 +129,14 @@ def _from_capture(path: str, tally, as_json: bool = False, saver: Saver | None =
 def _live(iface: str, duration, tally, verbose: int, saver: Saver | None = None):
     from v6diag.checksum import host
     from v6diag.checksum.report import LiveCapture
-    from v6diag.core import netlink, privilege
-    from v6diag.core.constants import ARPHRD_ETHER, ARPHRD_LOOPBACK, ETH_P_ALL
+    from v6diag.core import privilege
+    from v6diag.core.constants import ETH_P_ALL
     from v6diag.core.packet_socket import ANY, PacketSocket, batches
 
     err = stderr()
     privilege.require(["CAP_NET_RAW"], f"capturing on {iface}",
                       "`v6diag checksum FILE` reads a capture (`tcpdump -w FILE udp port 4789 or udp port 8472`)")
-    if iface == ANY:  # every interface, cooked (SLL2) frames: no one device's offloads to report
-        info = netlink.Link(ANY, 0, True, ARPHRD_ETHER, None)
-    else:
-        info = netlink.link(iface)
-        if not info.up:
-            raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
-        if not info.lower_up:
-            raise UnavailableError(f"interface {iface} has no carrier (cable, Wi-Fi or peer down)",
-                                   hint=f"check the link: `ip link show {iface}`")
-        if info.kind == "vxlan":  # its frames are the inner ones: no VXLAN header left to check
-            under = netlink.name_of(info.lower) if info.lower else None
-            raise UsageError(f"{iface} is the VXLAN device itself: its frames are the decapsulated inner ones",
-                             hint=f"capture on the underlay the VXLAN packets leave by: -i {under or '<underlay>'}"
-                                  + ("" if under else " (`ip -d link show " + iface + "` names it after `dev`)"))
-        if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
-            raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
-                             "capture on the underlay interface the VXLAN packets leave by, or -i any")
+    info = host.capture_link(iface)
     before = host.udp_in_csum_errors()
     csum_trace = host.start_csum_drops()  # the kernel's own drop reasons, when tracefs has them
     start = time.monotonic()

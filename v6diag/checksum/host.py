@@ -91,3 +91,31 @@ def csum_drops(trace) -> dict[str, int] | None:
         return dict(Counter(line.reason for line in trace.lines(time.monotonic()) if line is not None))
     finally:
         trace.close()
+
+def capture_link(iface: str):
+    """The link to capture VXLAN on (`checksum -i`, serve's checksum:IF), refused
+    with the fix when it cannot carry what we check: down, no carrier, the VXLAN
+    device itself (its frames are the inner ones), not Ethernet."""
+    from v6diag.core import netlink
+    from v6diag.core.constants import ARPHRD_ETHER, ARPHRD_LOOPBACK
+    from v6diag.core.errors import UnavailableError, UsageError
+    from v6diag.core.packet_socket import ANY
+
+    if iface == ANY:  # every interface, cooked (SLL2) frames: no one device's offloads to report
+        info = netlink.Link(ANY, 0, True, ARPHRD_ETHER, None)
+    else:
+        info = netlink.link(iface)
+        if not info.up:
+            raise UnavailableError(f"interface {iface} is down", hint=f"ip link set {iface} up")
+        if not info.lower_up:
+            raise UnavailableError(f"interface {iface} has no carrier (cable, Wi-Fi or peer down)",
+                                   hint=f"check the link: `ip link show {iface}`")
+        if info.kind == "vxlan":  # its frames are the inner ones: no VXLAN header left to check
+            under = netlink.name_of(info.lower) if info.lower else None
+            raise UsageError(f"{iface} is the VXLAN device itself: its frames are the decapsulated inner ones",
+                             hint=f"capture on the underlay the VXLAN packets leave by: -i {under or '<underlay>'}"
+                                  + ("" if under else " (`ip -d link show " + iface + "` names it after `dev`)"))
+        if info.ifi_type not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            raise UsageError(f"{iface} carries no Ethernet frames (ARPHRD {info.ifi_type}); "
+                             "capture on the underlay interface the VXLAN packets leave by, or -i any")
+    return info

@@ -116,16 +116,14 @@ class _ChecksumSession(Session):
     source = "packet"
 
     def __init__(self, iface: str, metrics):
+        from v6diag.checksum.host import capture_link
         from v6diag.checksum.tally import ChecksumTally
-        from v6diag.core import netlink, privilege
+        from v6diag.core import privilege
         from v6diag.core.constants import ETH_P_ALL, VXLAN_PORTS
-        from v6diag.core.errors import UnavailableError
         from v6diag.core.packet_socket import PacketSocket
 
         privilege.require(["CAP_NET_RAW"], f"capturing on {iface}", "run serve as root or with CAP_NET_RAW")
-        info = netlink.link(iface)
-        if not info.up:
-            raise UnavailableError(f"interface {iface} is down")
+        info = capture_link(iface)  # refused as `checksum -i` refuses it: down, no carrier, the VXLAN device...
         self.iface, self.metrics = iface, metrics
         # keep=0: no packet bytes kept; the flow table is bounded (checksum/flows.py)
         self.tally = ChecksumTally(tuple(sorted(VXLAN_PORTS)), keep=0)
