@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -203,24 +202,30 @@ def test_watch_prints_a_device_that_boots_later_then_sigterm_exits_0(v6diag_cmd,
     lab = build_lab(LanLab(hosts=default_hosts(6)))
     proc = lab.spawn(lab.prober, *v6diag_cmd, "discover", "-i", lab.PROBER_IF, "--watch", "--json",
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = Lines(proc.stdout)  # read by a thread: a line that never comes fails the wait, never hangs
     try:
-        first = json.loads(proc.stdout.readline())  # the report after the probe window
+        first = json.loads(out.wait_for('"hosts"'))  # the report after the probe window
         assert {h["mac"] for h in first["hosts"]} == {h.mac for h in lab.hosts}
         newcomer = lab.add_host(HostSpec("h50", "b8:27:eb:50:50:50", "Raspberry Pi", "eui64",
                                          "ignores-all-echo", global_address=True), dad=True)
         lab.wait_addresses(newcomer)
-        events, deadline = [], time.monotonic() + 30
-        while time.monotonic() < deadline:
-            event = json.loads(proc.stdout.readline())
-            events.append(event)
-            if event["host"]["mac"] == newcomer.mac and newcomer.link_local in event["host"]["addresses"] \
-                    and any(a.startswith(GLOBAL_PREFIX[:9]) for a in event["host"]["addresses"]):
-                break
+
+        def complete(event: dict) -> bool:
+            host = event["host"]
+            return host["mac"] == newcomer.mac and newcomer.link_local in host["addresses"] \
+                and any(a.startswith(GLOBAL_PREFIX[:9]) for a in host["addresses"])
+
+        wait_until(lambda: any(complete(json.loads(line)) for line in out.lines[1:]),
+                   "an event with the newcomer's link-local and global addresses", timeout=30)
+        events = [json.loads(line) for line in out.lines[1:]]
+        events = events[:next(i for i, e in enumerate(events) if complete(e)) + 1]
         assert events[0]["event"] == "host" and events[0]["host"]["mac"] == newcomer.mac
         assert "dad" in events[-1]["host"]["seen_by"]
     finally:
         proc.send_signal(signal.SIGTERM)  # what systemd sends: ends --watch as Ctrl-C does
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        out.thread.join(timeout=20)
+        err = proc.stderr.read()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
@@ -229,12 +234,13 @@ def test_ctrl_c_during_the_probe_window_reports_what_was_heard(lan, v6diag_cmd):
     proc = subprocess.Popen(["ip", "netns", "exec", lan.prober, *v6diag_cmd, "-v", "--json", "discover", "-i",
                              lan.PROBER_IF, "--timeout", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = Lines(proc.stderr)
+    err, stdout = Lines(proc.stderr), Lines(proc.stdout)
     err.wait_for("devices heard")  # -v: the (20 s) window is open and answers are coming in
     proc.send_signal(signal.SIGINT)
-    out = proc.stdout.read()
     proc.wait(timeout=20)
     err.thread.join(timeout=20)
+    stdout.thread.join(timeout=20)
+    out = "".join(stdout.lines)
     assert proc.returncode == 0 and out, (proc.returncode, "".join(err.lines))
     report = json.loads(out)
     assert report["hosts"] and {h["mac"] for h in report["hosts"]} <= {h.mac for h in lan.hosts}
@@ -256,9 +262,9 @@ def test_watch_human_output_prints_the_table_then_each_newcomer_with_ssh(v6diag_
         out.wait_for(f"ssh pi@{newcomer.link_local}%lan0")
     finally:
         proc.send_signal(signal.SIGINT)
-        err = proc.stderr.read()
         proc.wait(timeout=20)
         out.thread.join(timeout=20)
+        err = proc.stderr.read()
     assert proc.returncode == 0, err
     table, _, tail = "".join(out.lines).partition("Reach them:")
     assert all(h.mac in table for h in lab.hosts[:4])

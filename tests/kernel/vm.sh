@@ -124,7 +124,7 @@ run_pytest() {
     case " $* " in *" tests/"*) ;; *) q="tests/kernel $q" ;; esac
     local rc=0
     boot --rwdir="$results" -- "cd $repo && V6DIAG_IN_GUEST=1 V6DIAG_RESULTS=$results CI=${CI:-} \
-        V6DIAG_CLI=$cli PYTHONDONTWRITEBYTECODE=1 $repo/.venv/bin/python -m pytest -p no:cacheprovider $q" \
+        V6DIAG_CLI=$cli PYTHONDONTWRITEBYTECODE=1 $repo/.venv/bin/python -m pytest -p no:cacheprovider -o timeout=1800 $q" \
         || rc=$?
     if [ -d "$results/fixtures" ] && [ -n "$(ls -A "$results/fixtures")" ]; then
         echo "kernel tier: recorded fixtures in $results/fixtures" >&2

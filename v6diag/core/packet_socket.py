@@ -45,6 +45,10 @@ def _kernel_time(ancdata) -> float:
 
 
 ANY = "any"  # every interface at once, as `tcpdump -i any`
+# SO_RCVBUF is 4 MiB, charged per frame at its skb truesize (~1 KiB or more): a few
+# thousand frames can be waiting when a window closes; reading many more than that
+# means the link refills the queue as fast as we drain it
+QUEUED_MAX = 65536
 
 
 class PacketSocket:
@@ -123,11 +127,13 @@ class PacketSocket:
                 continue
             yield frame
 
-    def queued(self) -> Iterator[Frame]:
+    def queued(self, limit: int = QUEUED_MAX) -> Iterator[Frame]:
         """Frames already waiting in the socket, without blocking: what arrived
-        while the caller was busy (sending) before its window closed."""
+        while the caller was busy (sending) before its window closed. At most
+        `limit`: on a flooded link the queue refills as fast as it is read, and
+        the window must still end."""
         self.sock.settimeout(0)
-        while True:
+        for _ in range(limit):
             try:
                 yield self._receive()
             except (BlockingIOError, socket.timeout):

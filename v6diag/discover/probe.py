@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from v6diag.core.constants import ETH_P_ALL, ND_HOP_LIMIT
+from v6diag.core.interrupt import StopRequest
 from v6diag.core.ndp import icmpv6_frame, neighbor_solicitation
 from v6diag.core.netlink import Interface
 from v6diag.core.packet_socket import PacketSocket
@@ -118,15 +119,18 @@ def discover_live(
     sweep: ArpSweep | None = None,
 ) -> float:
     """Probe and collect for `timeout` seconds (forever with `watch`, until Ctrl-C).
-    Returns the wall time of the probe window. Ctrl-C during the window ends it
-    early (analysis.interrupted): what was heard so far is the answer. Every
-    protocol is heard (ETH_P_ALL): ARP and IPv4 mDNS answers name devices too."""
-    with PacketSocket(iface.name, iface.index, protocol=ETH_P_ALL, on_send=on_frame) as sock:
+    Returns the wall time of the probe window. Ctrl-C (or SIGTERM) during the
+    window ends it early (analysis.interrupted): what was heard so far is the
+    answer; with `watch` it raises KeyboardInterrupt once the socket is closed.
+    The signal is a flag the window reads each tick (core/interrupt), so it never
+    lands in the middle of a send, an import or the bookkeeping. Every protocol is
+    heard (ETH_P_ALL): ARP and IPv4 mDNS answers name devices too."""
+    with StopRequest() as stop, PacketSocket(iface.name, iface.index, protocol=ETH_P_ALL, on_send=on_frame) as sock:
         namer = Namer(iface, sock.send) if names else None
         if sweep is not None:
             sweep.send_frame = sock.send
         w = _Window(sock, iface, analysis, timeout, ident, watch, on_frame, on_changes or (lambda changes: None),
-                    namer, sweep)
+                    namer, sweep, stop)
         try:
             # What the kernel already knew, read before our probes refresh it.
             w.notify(analysis.add_sightings(neighbour_sightings(iface.index, time.time())))
@@ -139,18 +143,13 @@ def discover_live(
             threading.Thread(target=_warm, args=(names,), daemon=True).start()
             if namer:
                 namer.start()
-            return w.run(on_window_end)
-        except KeyboardInterrupt:
-            if not w.open or watch:
-                raise  # Ctrl-C is how --watch ends: the caller says so
-            elapsed = time.monotonic() - w.start
-            for frame in sock.queued():
-                w.take(frame)
-            analysis.interrupted = True
-            return elapsed
+            elapsed = w.run(on_window_end)
         finally:
             if namer:
                 namer.close()
+    if stop.requested and watch:
+        raise KeyboardInterrupt  # Ctrl-C is how --watch ends: the caller says so
+    return elapsed
 
 
 def _warm(names: bool) -> None:
@@ -163,8 +162,10 @@ class _Window:
     """The probe window: read answers, send NS follow-ups and the second burst,
     until the window ends (or for ever with --watch)."""
 
-    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify, namer=None, sweep=None):
+    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify, namer=None, sweep=None,
+                 stop: StopRequest | None = None):
         self.sock, self.iface, self.analysis = sock, iface, analysis
+        self.stop = stop or StopRequest()
         self.timeout, self.ident, self.watch = timeout, ident, watch
         self.on_frame, self.notify = on_frame, notify
         self.namer, self.sweep = namer, sweep
@@ -187,6 +188,10 @@ class _Window:
         quiet = max(QUIET_MIN, timeout * QUIET_FRACTION)
         send = self.sock.send
         for frame in self.sock.frames(deadline):
+            if self.stop.requested:
+                if self.open and not self.watch:
+                    self.analysis.interrupted = True  # Ctrl-C in the window: report what was heard
+                break
             if frame is not None:
                 self.take(frame)
             if self.sweep is not None and not self.sweep.done:
