@@ -77,3 +77,18 @@ def test_addresses_macs_and_prefixes_stay_whole(command, capture):
         broken = sorted(t for t in tokens if not whole(t, text))
         assert not broken, f"{width} columns broke {broken[:5]}:\n{text[:3000]}"
         assert max(len(line) for line in text.splitlines()) <= width or command == "conntrack"
+
+
+@pytest.mark.parametrize("capture", ["conntrack-kernel-6.1.ndjson", "conntrack-dual-wan-6.1.ndjson"])
+def test_conntrack_summary_keeps_cause_names_whole_and_fits(capture):
+    """The summary by cause is the shared table: a cause name (nat-oif-changed) is
+    never broken at its hyphens, and the table fits the terminal."""
+    from v6diag.conntrack.classify import CAUSES
+
+    wide = render("conntrack", str(PCAPS / capture), 200)
+    causes = {c for c in CAUSES if re.search(rf"[│ ]{re.escape(c)}[│ ]", wide.partition("By cause")[2])}
+    assert causes, wide[-2000:]
+    for width in (60, 80, 100):
+        table = render("conntrack", str(PCAPS / capture), width).partition("By cause")[2]
+        assert all(re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", table) for c in causes), table
+        assert max(len(line) for line in table.splitlines()) <= width, table

@@ -7,15 +7,15 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.table import Table
 
 from v6diag.conntrack.classify import CAUSES
 from v6diag.conntrack.report import DestroyEvent, Summary
-from v6diag.core.console import print_findings
+from v6diag.core.console import Column, print_findings, print_table
 from v6diag.core.jsonout import emit
 
 QUIET = {"timeout"}
 STACK_SHOWN = 8  # frames printed for causes v6diag has no name for
+SUMMARY_COLUMNS = [Column("Count", justify="right"), Column("Cause"), Column("What happened", priority=2)]
 
 
 class EventPrinter:
@@ -52,12 +52,10 @@ class EventPrinter:
             print_findings(result.findings, self.out)
         if not result.causes:
             return
-        table = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("count", "cause", "what happened"):
-            table.add_column(col, justify="right" if col == "count" else "left", overflow="fold")
-        for cause, n in sorted(result.causes.items(), key=lambda kv: -kv[1]):
-            table.add_row(str(n), cause, CAUSES[cause][0])
-        self.out.print(table)
+        # the shared table (as drops' summary): at any width no word is broken
+        print_table(self.out, "By cause", SUMMARY_COLUMNS,
+                    [[str(n), cause, CAUSES[cause][0]] for cause, n in sorted(result.causes.items(),
+                                                                               key=lambda kv: -kv[1])])
         hidden = sum(n for c, n in result.causes.items() if c in QUIET)
         if hidden and not self.show_all:
             self.out.print(f"({hidden} timeouts not shown line by line: --all shows them)", highlight=False)
