@@ -101,3 +101,49 @@ def test_the_human_output_names_reason_fix_and_totals(lab, v6diag_cmd, tmp_path)
     assert proc.returncode == 0, err
     assert "UDP_CSUM: ipv6 at " in out and "why: a UDP datagram arrived with a wrong checksum" in out
     assert "fix: run `v6diag checksum -i IF`" in out and "2 drops in" in out
+
+
+TCP_LISTENER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.bind(("::", int(sys.argv[1]))); s.listen(8)
+print("listening", flush=True)
+time.sleep(3600)
+"""
+CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)"
+
+
+def test_the_rule_behind_netfilter_drops_is_named_and_its_fix_lets_the_flow_through(build_lab):
+    """The ruleset, the namespace, the lookup inside it and the fix are real. The
+    flow is typed here as the BPF source reports it (the kernel tier gets it live,
+    tests/kernel/test_drops.py): bcc cannot compile on this kernel (no headers)."""
+    import re
+    import shlex
+    import sys
+
+    from tests.drops_lab import A6, B6, FIREWALLED
+    from v6diag.drops import host
+    from v6diag.drops.rules import NetfilterFlows, blame
+
+    require_root()
+    require_tools("ip", "nft")
+    ns = build_lab(two_hosts(f"fw{os.getpid() % 10000}"))
+    listener = ns.spawn(ns.name("b"), sys.executable, "-c", TCP_LISTENER, str(FIREWALLED),
+                        stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+
+    def connects() -> bool:
+        return ns.run("a", sys.executable, "-c", CONNECT, B6, str(FIREWALLED)).returncode == 0
+
+    seen = NetfilterFlows()
+    seen.add({"reason": "NETFILTER_DROP", "family": "ipv6", "proto": "tcp", "src": A6, "dst": B6, "sport": 40002,
+              "dport": FIREWALLED, "ifname": "eth0", "netns": os.stat(f"/run/netns/{ns.name('b')}").st_ino})
+    [finding] = blame(seen, host.firewalls(seen.namespaces()))
+    assert finding.code == "firewall-rule", finding
+    assert f"in netns {ns.name('b')}, the input chain inet v6diag_drops input drops them with its rule " \
+           f"`tcp dport {FIREWALLED} drop` (handle" in finding.message, finding.message
+    assert not connects()  # the SYNs really are dropped
+    delete = re.search(r"`(nft delete rule [^`]+)`", finding.fix).group(1)
+    ns.run("b", *shlex.split(delete), check=True)
+    assert connects()
+    assert blame(seen, host.firewalls(seen.namespaces())) == []  # nothing drops it any more

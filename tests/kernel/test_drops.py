@@ -57,6 +57,11 @@ def test_flows_of_real_drops_and_exact_counts_in_one_namespace(v6diag_cmd, tmp_p
     assert (syn["proto"], syn["dport"], syn["src"]) == ("tcp", FIREWALLED, A6)
     assert all(e["netns"] == b and e["location"] for e in w.events), w.events[:2]
     assert "udp" in v4["location"] and syn["location"], (v4["location"], syn["location"])
+    # the SYNs' NETFILTER_DROP is blamed on the rule that made it, read in namespace b
+    [rule] = [f for f in summary["findings"] if f["code"] == "firewall-rule"]
+    assert f"in netns {ns.name('b')}, the input chain inet v6diag_drops input drops them with its rule " \
+           f"`tcp dport {FIREWALLED} drop` (handle" in rule["message"], rule
+    assert "`nft delete rule inet v6diag_drops input handle " in rule["fix"], rule
     (RESULTS / "drops-kernel-6.1.ndjson").write_text(
         "".join(json.dumps(e) + "\n" for e in w.events) + json.dumps({"summary": summary}) + "\n")
 

@@ -15,7 +15,7 @@ from scapy.layers.vxlan import VXLAN
 
 from tests.conftest import PCAPS
 from v6diag.tunnel import checks as an
-from v6diag.tunnel import firewall as fw
+from v6diag.core import firewall as fw
 from v6diag.tunnel import underlay_checks as lv
 from v6diag.tunnel.facts import Addr, HostFacts, ProbeResult, Route, TunnelLink, WgPeer
 from v6diag.tunnel.decode import underlay

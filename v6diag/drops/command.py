@@ -41,6 +41,7 @@ def drops(
     from v6diag.drops import host
     from v6diag.drops.render import DropPrinter
     from v6diag.drops.report import Summary
+    from v6diag.drops.rules import NetfilterFlows
 
     opts: Options = ctx.obj
     as_json = json_out or opts.json
@@ -74,6 +75,9 @@ def drops(
 
         deaths = ConntrackDeaths(with_conntrack)
     summary = Summary(source=source.name, missing=missing)
+    # live NETFILTER_DROP flows are held against their namespace's ruleset at the end;
+    # a recording's namespaces are another machine's
+    netfilter = None if replay else NetfilterFlows()
     printer = DropPrinter(stdout(), as_json=as_json, quiet=summary_only)
     start = time.monotonic()
     try:
@@ -86,11 +90,11 @@ def drops(
             if ev is None:
                 printer.tick()
                 continue
-            _one(ev, reasons, printer, summary, deaths)
+            _one(ev, reasons, printer, summary, deaths, netfilter)
     except KeyboardInterrupt:
         # Ctrl-C ends watching; what the kernel already handed over is still shown
         for ev in getattr(source, "drain", lambda: ())():
-            _one(ev, reasons, printer, summary, deaths)
+            _one(ev, reasons, printer, summary, deaths, netfilter)
     finally:
         try:
             _totals(source, summary, reasons)
@@ -99,12 +103,16 @@ def drops(
             if deaths:
                 deaths.close()
     summary.duration_s = time.monotonic() - start
+    if netfilter is not None and netfilter.flows:
+        from v6diag.drops.rules import blame
+
+        summary.findings += blame(netfilter, host.firewalls(netfilter.namespaces()))
     summary.finish()
     printer.summary(summary)
     return EXIT_OK
 
 
-def _one(ev, reasons, printer, summary, deaths=None) -> None:
+def _one(ev, reasons, printer, summary, deaths=None, netfilter=None) -> None:
     if reasons and ev["reason"] not in reasons:
         return
     explain(ev)
@@ -114,6 +122,8 @@ def _one(ev, reasons, printer, summary, deaths=None) -> None:
             ev["conntrack"] = related
     printer.event(ev)
     summary.add(ev)
+    if netfilter is not None:
+        netfilter.add(ev)
 
 
 def explain(ev) -> None:

@@ -105,3 +105,28 @@ def _check_reasons(names: list[str], fmt) -> None:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def firewalls(inodes: set) -> dict:
+    """{netns inode: NamespaceFirewall}: each namespace's ruleset and addresses, read
+    inside it (the calling namespace directly, named ones by setns in a thread)."""
+    from v6diag.core import netlink, netns, nft
+    from v6diag.drops.rules import NamespaceFirewall
+
+    def read(name: str | None) -> NamespaceFirewall:
+        ruleset, note = nft.ruleset()
+        return NamespaceFirewall(ruleset, note, netlink.local_addresses(), name)
+
+    own = netns.own_inode()
+    out = {}
+    for ino in inodes:
+        if ino is None:
+            continue
+        name = netns.name_of_inode(ino)
+        try:
+            out[ino] = read(name) if ino == own else netns.call_in(name, read, name) if name else \
+                NamespaceFirewall(None, "it has no `ip netns` name to enter it by (a container's: "
+                                  "`nsenter -t PID -n nft -a list ruleset`)", frozenset())
+        except Exception as e:  # a namespace deleted meanwhile, no privilege...: the drops still stand
+            out[ino] = NamespaceFirewall(None, f"{type(e).__name__}: {e}", frozenset(), name)
+    return out

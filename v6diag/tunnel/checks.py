@@ -12,7 +12,7 @@ import ipaddress
 
 from v6diag.core.constants import IPV6_MIN_MTU as MIN_MTU
 from v6diag.core.report import FAIL, PASS, SKIP, WARN, Finding, check
-from v6diag.tunnel import firewall as fw
+from v6diag.core import firewall as fw
 from v6diag.tunnel.facts import HostFacts, Route, TunnelLink
 WG_OVERHEAD = 8 + 32  # UDP + WireGuard data header (16) and Poly1305 tag (16), paper 5.4.6
 HANDSHAKE_STALE_S = 180  # WireGuard re-handshakes every 120 s while traffic flows (REKEY_AFTER_TIME)

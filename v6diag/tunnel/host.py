@@ -143,16 +143,9 @@ def _wg_peers(name: str) -> tuple[int | None, list[WgPeer]]:
 
 
 def _firewall() -> tuple[dict | None, str]:
-    nft = shutil.which("nft") or ("/usr/sbin/nft" if shutil.which("/usr/sbin/nft") else None)
-    if not nft:
-        return None, "nft is not installed (iptables-legacy rules are not read)"
-    r = subprocess.run([nft, "-j", "list", "ruleset"], capture_output=True, text=True)
-    if r.returncode:
-        return None, f"`nft list ruleset` failed: {r.stderr.strip()[:120]} (needs CAP_NET_ADMIN)"
-    try:
-        return json.loads(r.stdout or '{"nftables": []}'), ""
-    except ValueError:
-        return None, "`nft -j list ruleset` printed something that is not JSON"
+    from v6diag.core.nft import ruleset
+
+    return ruleset()
 
 
 def _proxies() -> list[tuple[str, str | None]]:

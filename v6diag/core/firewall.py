@@ -2,7 +2,7 @@
 (iptables-nft, Debian's default since buster, lands there too), pure.
 
 A packet is a dict of what we know about it: {"iifname", "oifname", "l4proto",
-"dport", "saddr", "reply"}. Rules are walked in order through jumps; a rule decides only
+"dport", "saddr", "daddr", "reply"}. Rules are walked in order through jumps; a rule decides only
 when every match in it is one we can evaluate and it is true (a rule with a match
 we cannot judge, e.g. on a source address, is passed over, and noted). All base
 chains on a hook must accept (a drop in any is final, nft(8) "BASE CHAINS").
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTO_NUMBERS = {"ipv6": 41, "udp": 17, "gre": 47, "tcp": 6, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58}
+PROTO_NUMBERS = {"ipv6": 41, "udp": 17, "gre": 47, "tcp": 6, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
 _TERMINAL = ("accept", "drop", "reject")
+PORT_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}  # the protocols a dport match is written for
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Verdict:
     chain: str  # "ip6 filter FORWARD" (family table chain) that decided
     rule: str  # a short text of the deciding rule, or "policy drop"
     iptables: bool  # the chain is iptables-made (table filter, chain in capitals)
+    handle: int | None = None  # the deciding rule's handle (`nft delete rule ... handle N`); None: the policy
+    rule_chain: str = ""  # the chain holding that rule (a chain jumped to from the base chain, or the base chain)
 
 
 def _items(fw: dict, key: str) -> list[dict]:
@@ -45,12 +48,18 @@ def _left_key(left) -> str | None:
         p = left["payload"]
         if (p.get("protocol"), p.get("field")) in (("ip", "protocol"), ("ip6", "nexthdr")):
             return "l4proto"
-        if p.get("field") == "dport" and p.get("protocol") in ("udp", "th"):
+        if p.get("field") == "dport" and p.get("protocol") in ("udp", "tcp", "sctp", "th"):
             return "dport"
-        if p.get("field") == "saddr" and p.get("protocol") in ("ip", "ip6"):
-            return "saddr"
+        if p.get("field") in ("saddr", "daddr") and p.get("protocol") in ("ip", "ip6"):
+            return p["field"]
     if "ct" in left and left["ct"].get("key") == "state":
         return "ct"
+    return None
+
+
+def _implied_protocol(left) -> int | None:
+    if isinstance(left, dict) and "payload" in left and left["payload"].get("protocol") in ("tcp", "udp", "sctp"):
+        return PROTO_NUMBERS[left["payload"]["protocol"]]
     return None
 
 
@@ -59,6 +68,12 @@ def _match(m: dict, pkt: dict) -> bool | None:
     key = _left_key(m.get("left"))
     if key is None:
         return None
+    implied = _implied_protocol(m.get("left"))
+    if implied is not None:  # `tcp dport 22` implies `meta l4proto tcp` (nft(8) PAYLOAD EXPRESSION)
+        if pkt.get("l4proto") is None:
+            return None
+        if pkt["l4proto"] != implied:
+            return False  # whatever the operator: the dependency fails first
     right, op = _value(m.get("right")), m.get("op", "==")
     if key == "ct":  # our probes' return traffic is established; the first packet is new
         states = right if isinstance(right, list) else [right]
@@ -72,7 +87,7 @@ def _match(m: dict, pkt: dict) -> bool | None:
 
 
 def _equal(key: str, have, right) -> bool:
-    if key == "saddr":  # an address, or {"prefix": {"addr", "len"}}
+    if key in ("saddr", "daddr"):  # an address, or {"prefix": {"addr", "len"}}
         import ipaddress
 
         try:
@@ -92,17 +107,50 @@ def _xt(xt: dict, pkt: dict) -> bool | None:
 
 
 def _describe(exprs: list[dict]) -> str:
+    """The rule as `nft list ruleset` writes it, near enough to find it there:
+    `iifname "eth0" tcp dport 5002 drop`."""
     parts = []
     for e in exprs:
         if "match" in e:
-            key = _left_key(e["match"].get("left")) or "?"
-            parts.append(f"{key} {e['match'].get('op', '==')} {e['match'].get('right')}")
+            m = e["match"]
+            op = "" if m.get("op", "==") in ("==", "in") else m["op"] + " "
+            left, right = _left_text(m.get("left")), _right_text(m.get("right"))
+            if left in ("iifname", "oifname") and isinstance(m.get("right"), str):
+                right = f'"{m["right"]}"'  # as nft writes interface names
+            parts.append(f"{left} {op}{right}")
+        elif "xt" in e:
+            parts.append(f"xt {e['xt'].get('type', 'match')} {e['xt'].get('name', '?')}")
         else:
-            parts.extend(k for k in e if k in _TERMINAL + ("jump", "goto"))
+            parts.extend(k if k != "jump" and k != "goto" else f"{k} {e[k].get('target')}"
+                         for k in e if k in _TERMINAL + ("jump", "goto"))
     return " ".join(parts)
 
 
-def _walk(fw, family, table, chain, pkt, depth, skipped) -> tuple[str, str] | None:
+def _left_text(left) -> str:
+    if isinstance(left, dict):
+        if "payload" in left:
+            return f"{left['payload'].get('protocol', '?')} {left['payload'].get('field', '?')}"
+        if "meta" in left:
+            key = left["meta"].get("key", "?")
+            return key if key in ("iifname", "oifname", "iif", "oif") else f"meta {key}"
+        if "ct" in left:
+            return f"ct {left['ct'].get('key', '?')}"
+    return str(left)
+
+
+def _right_text(right) -> str:
+    if isinstance(right, dict) and "set" in right:
+        return "{ " + ", ".join(_right_text(x) for x in right["set"]) + " }"
+    if isinstance(right, dict) and "prefix" in right:
+        return f"{right['prefix'].get('addr')}/{right['prefix'].get('len')}"
+    if isinstance(right, list):
+        return ", ".join(_right_text(x) for x in right)
+    return str(right)
+
+
+def _walk(fw, family, table, chain, pkt, depth, skipped) -> tuple[str, str, str, int | None] | None:
+    """(verdict, the rule in words, its chain, its handle) of the first rule that
+    decides, following jumps; None when the chain falls through."""
     rules = [r for r in _items(fw, "rule") if (r.get("family"), r.get("table"), r.get("chain")) == (family, table, chain)]
     for r in rules:
         exprs = r.get("expr", [])
@@ -116,9 +164,9 @@ def _walk(fw, family, table, chain, pkt, depth, skipped) -> tuple[str, str] | No
             continue
         for e in exprs:
             if "accept" in e:
-                return "accept", _describe(exprs)
+                return "accept", _describe(exprs), chain, r.get("handle")
             if "drop" in e or "reject" in e:
-                return "drop", _describe(exprs)
+                return "drop", _describe(exprs), chain, r.get("handle")
             for jump in ("jump", "goto"):
                 if jump in e and depth < 8:
                     got = _walk(fw, family, table, e[jump]["target"], pkt, depth + 1, skipped)
@@ -136,9 +184,11 @@ def evaluate(fw: dict, hook: str, families: tuple[str, ...], pkt: dict) -> tuple
             continue
         fam, table, name = c["family"], c["table"], c["name"]
         got = _walk(fw, fam, table, name, pkt, 0, skipped)
-        verdict, rule = got if got else (c.get("policy", "accept"), f"policy {c.get('policy', 'accept')}")
+        verdict, rule, chain, handle = got if got else (c.get("policy", "accept"),
+                                                         f"policy {c.get('policy', 'accept')}", name, None)
         if verdict != "accept":
-            return Verdict("drop", f"{fam} {table} {name}", rule, table == "filter" and name.isupper()), skipped
+            return Verdict("drop", f"{fam} {table} {name}", rule, table == "filter" and name.isupper(), handle,
+                           chain), skipped
     return None, skipped
 
 
@@ -155,7 +205,7 @@ def allow_command(v: Verdict, direction: str, ifname: str | None, l4proto: int |
         if source:
             parts += ["-s", source]
         if l4proto is not None:
-            parts += ["-p", {17: "udp"}.get(l4proto, str(l4proto))]
+            parts += ["-p", PORT_PROTOCOLS.get(l4proto, str(l4proto))]
         if dport is not None:
             parts += ["--dport", str(dport)]
         return " ".join(parts + ["-j", "ACCEPT"])
@@ -164,8 +214,8 @@ def allow_command(v: Verdict, direction: str, ifname: str | None, l4proto: int |
         parts += ["iifname" if direction == "in" else "oifname", f'"{ifname}"']
     if source:
         parts += ["ip6 saddr" if ":" in source else "ip saddr", source]
-    if l4proto == 17 and dport is not None:
-        parts += ["udp", "dport", str(dport)]
+    if l4proto in PORT_PROTOCOLS and dport is not None:
+        parts += [PORT_PROTOCOLS[l4proto], "dport", str(dport)]
     elif l4proto is not None:
         parts += ["meta", "l4proto", str(l4proto)]
     return " ".join(parts + ["accept"])
