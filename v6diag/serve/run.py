@@ -13,6 +13,7 @@ from v6diag.core.errors import UsageError
 from v6diag.serve.watchers import KINDS, NEEDS_IFACE
 
 CLOSE_WAIT_S = 20.0
+STOP_POLL_S = 0.2  # how soon SIGTERM/Ctrl-C is acted on
 PROBES = {"conntrack": ("auto", "kprobe", "fentry", "netlink"), "drops": ("auto", "bpf", "tracefs", "counters")}
 
 
@@ -49,6 +50,7 @@ class Plan:
 def run(plan: Plan, listen: str, log, ready_file=None) -> None:
     from v6diag import __version__
     from v6diag.serve import watchers
+    from v6diag.core.interrupt import StopRequest
     from v6diag.serve.http import Endpoint
     from v6diag.serve.metrics import Metrics
 
@@ -78,15 +80,16 @@ def run(plan: Plan, listen: str, log, ready_file=None) -> None:
     endpoint.start()
     log("serving", listen=endpoint.address, version=__version__, kernel=platform.release(), pid=os.getpid(),
         watches=",".join(w.watch for w in running))
+    # SIGTERM and SIGINT are a flag (core/interrupt), never an exception thrown into
+    # the main thread while watcher threads import and compile
     try:
-        for w in running:
-            w.start()
-        if ready_file:
-            ready_file.write_text(endpoint.address + "\n")
-        while True:
-            time.sleep(3600)  # SIGTERM (v6diag.app) and SIGINT both arrive as KeyboardInterrupt
-    except KeyboardInterrupt:
-        pass
+        with StopRequest() as requested:
+            for w in running:
+                w.start()
+            if ready_file:
+                ready_file.write_text(endpoint.address + "\n")
+            while not requested.requested:
+                time.sleep(STOP_POLL_S)
     finally:
         stop.set()
         began = time.monotonic()
