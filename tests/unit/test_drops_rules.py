@@ -59,6 +59,8 @@ def test_a_forwarded_packet_meets_the_forward_policy_not_the_input_rule():
     fw = {11: NamespaceFirewall(RULESET, "", frozenset({B6}), "b")}
     [f] = blamed([syn(dst=C6)], fw)  # not one of b's addresses: routed through
     assert "the forward chain inet t forward drops them with its policy drop" in f.message
+    [mc] = blamed([syn(dst="ff02::fb")], fw)  # a group: delivered here, not forwarded
+    assert "the input chain" in mc.message and "a received packet" in mc.evidence
     assert "a forwarded packet" in f.evidence and "handle" not in f.fix
     assert 'nft insert rule inet t forward iifname "eth0" tcp dport 5002 accept' in f.fix
 

@@ -10,6 +10,7 @@ A NAT drop (nf_nat_oif_changed) has no rule: then nothing is blamed."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from typing import NamedTuple
 
@@ -50,7 +51,17 @@ class NamespaceFirewall(NamedTuple):
 def path_of(flow: Flow, local: frozenset) -> str:
     if flow.src in local:
         return "sent"
-    return "received" if flow.dst in local else "forwarded"
+    return "received" if flow.dst in local or _group(flow.dst) else "forwarded"
+
+
+def _group(address: str | None) -> bool:
+    """Multicast and the limited broadcast are delivered here (routed only by a multicast
+    router). A subnet's broadcast address would need its prefix: taken as forwarded."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return ip.is_multicast or str(ip) == "255.255.255.255"
 
 
 class NetfilterFlows:
