@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTO_NUMBERS = {"ipv6": 41, "udp": 17, "gre": 47, "tcp": 6, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
+from v6diag.core.constants import PROTO_NAMES, PROTO_NUMBERS, PROTO_TCP, PROTO_UDP
+
 _TERMINAL = ("accept", "drop", "reject")
-PORT_PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}  # the protocols a dport match is written for
+# the protocols a dport match is written for (nft's names)
+PORT_PROTOCOLS = {n: PROTO_NAMES[n] for n in (PROTO_TCP, PROTO_UDP, 132)}
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from collections import Counter
 from typing import NamedTuple
 
 from v6diag.core import firewall
+from v6diag.core.constants import PROTO_NUMBERS
 from v6diag.core.report import Finding
 
 REASON = "NETFILTER_DROP"
 FAMILIES = {"ipv6": ("ip6", "inet"), "ipv4": ("ip", "inet")}
-PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132, "gre": 47, "ipv6": 41}
 # The hooks a packet meets, in order, by where it goes (net/ipv6/ip6_input.c,
 # ip6_forward.c, ip6_output.c; IPv4 alike); the device the kernel names (skb->dev)
 # is the incoming one up to forward, the outgoing one after.

@@ -49,8 +49,8 @@ class Plan:
 
 def run(plan: Plan, listen: str, log, ready_file=None) -> None:
     from v6diag import __version__
-    from v6diag.serve import watchers
     from v6diag.core.interrupt import StopRequest
+    from v6diag.serve import watchers
     from v6diag.serve.http import Endpoint
     from v6diag.serve.metrics import Metrics
 
