@@ -131,6 +131,9 @@ def blame(seen: NetfilterFlows, firewalls: dict) -> list[Finding]:
                 f"{count} packet(s) {_where(flow)} were dropped by netfilter: in {where_ns}, the {hook} chain "
                 f"{verdict.chain} drops them with {rule}",
                 f"a {path} packet, evaluated on the namespace's `nft -j list ruleset`"
+                + (f" (the event names one device, {flow.ifname}: taken as the way in at prerouting and "
+                   "forward and the way out at postrouting; the kernel does not say at which hook it dropped)"
+                   if path == "forwarded" and flow.ifname else "")
                 + (f"; rules passed over (they test what v6diag cannot judge): {'; '.join(skipped[:3])}"
                    if skipped else ""),
                 _fix(verdict, flow, direction)))
