@@ -156,8 +156,8 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     u32 reason = args->reason;
     if (!wanted_reason(reason))
         return 0;
-    int zero = 0;
-    struct drop_event *ev = scratch.lookup(&zero);
+    int scratch_slot = 0;  // the one per-CPU scratch event
+    struct drop_event *ev = scratch.lookup(&scratch_slot);
     if (!ev)
         return 0;
     __builtin_memset(ev, 0, sizeof(*ev));
