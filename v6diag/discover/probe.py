@@ -18,7 +18,7 @@ from v6diag.core.interrupt import StopRequest
 from v6diag.core.ndp import icmpv6_frame, neighbor_solicitation
 from v6diag.core.netlink import Interface
 from v6diag.core.packet_socket import PacketSocket
-from v6diag.core.vendor import vendor_of
+from v6diag.core.vendor import preload_vendor_table, vendor_of
 from v6diag.discover.analyse import DiscoveryAnalysis
 from v6diag.discover.book import Change
 from v6diag.discover.host import neighbour_sightings
@@ -139,7 +139,11 @@ def discover_live(
             analysis.book.note_multicast_echo(ident, time.time())
             for frame in frames:
                 sock.send(frame)
-            # Parse the OUI database (and load dnspython) while we wait for replies, not after.
+            # Import here, in this thread, what the vendor table and the name decoder need;
+            # then parse the table in another while we wait for replies (the answers wait
+            # in the socket meanwhile, stamped by the kernel). One importing thread at a
+            # time: importlib's module locks are Python code (CPython gh-91351 family).
+            _preload(names)
             threading.Thread(target=_warm, args=(names,), daemon=True).start()
             if namer:
                 namer.start()
@@ -150,6 +154,12 @@ def discover_live(
     if stop.requested and watch:
         raise KeyboardInterrupt  # Ctrl-C is how --watch ends: the caller says so
     return elapsed
+
+
+def _preload(names: bool) -> None:
+    preload_vendor_table()
+    if names:
+        dnspython()
 
 
 def _warm(names: bool) -> None:
