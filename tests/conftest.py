@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,17 @@ from tests.lab import v6diag_command
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "pcaps"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config):
+    # A run killed by SIGTERM (a CI budget running out, `timeout`) would skip the
+    # atexit teardown of every lab and leave its namespaces behind: as Ctrl-C, it
+    # ends the session and the labs are deleted on the way out (tests/lab.py).
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v6diag.core.constants import PROTO_NAMES, PROTO_NUMBERS, PROTO_TCP, PROTO_UDP
+from v6diag.core.constants import PROTO_NUMBERS
 
 _TERMINAL = ("accept", "drop", "reject")
-# the protocols a dport match is written for (nft's names)
-PORT_PROTOCOLS = {n: PROTO_NAMES[n] for n in (PROTO_TCP, PROTO_UDP, 132)}
+# the protocols a port match is written for ({number: nft's name}); `th` is any of them
+PORT_PROTOCOLS = {PROTO_NUMBERS[name]: name for name in ("tcp", "udp", "sctp")}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _left_key(left) -> str | None:
         p = left["payload"]
         if (p.get("protocol"), p.get("field")) in (("ip", "protocol"), ("ip6", "nexthdr")):
             return "l4proto"
-        if p.get("field") == "dport" and p.get("protocol") in ("udp", "tcp", "sctp", "th"):
+        if p.get("field") == "dport" and (p.get("protocol") == "th" or p.get("protocol") in PORT_PROTOCOLS.values()):
             return "dport"
         if p.get("field") in ("saddr", "daddr") and p.get("protocol") in ("ip", "ip6"):
             return p["field"]
@@ -60,7 +60,7 @@ def _left_key(left) -> str | None:
 
 
 def _implied_protocol(left) -> int | None:
-    if isinstance(left, dict) and "payload" in left and left["payload"].get("protocol") in ("tcp", "udp", "sctp"):
+    if isinstance(left, dict) and "payload" in left and left["payload"].get("protocol") in PORT_PROTOCOLS.values():
         return PROTO_NUMBERS[left["payload"]["protocol"]]
     return None
 

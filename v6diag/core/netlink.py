@@ -155,13 +155,3 @@ def index_in(netns_name: str, ifname: str) -> int | None:
     with NetNS(netns_name) as ns:
         found = ns.link_lookup(ifname=ifname)
     return found[0] if found else None
-
-
-
-def local_addresses() -> frozenset[str]:
-    """Every address of this (the calling thread's) network namespace, compressed."""
-    import ipaddress
-
-    with _iproute() as ipr:
-        return frozenset(ipaddress.ip_address(a.get_attr("IFA_ADDRESS")).compressed
-                         for a in ipr.get_addr() if a.get_attr("IFA_ADDRESS"))

@@ -144,7 +144,7 @@ def discover_live(
             # in the socket meanwhile, stamped by the kernel). One importing thread at a
             # time: importlib's module locks are Python code (CPython gh-91351 family).
             _preload(names)
-            threading.Thread(target=_warm, args=(names,), daemon=True).start()
+            threading.Thread(target=vendor_of, args=("00:00:00:00:00:00",), daemon=True).start()
             if namer:
                 namer.start()
             elapsed = w.run(on_window_end)
@@ -162,20 +162,14 @@ def _preload(names: bool) -> None:
         dnspython()
 
 
-def _warm(names: bool) -> None:
-    vendor_of("00:00:00:00:00:00")
-    if names:
-        dnspython()
-
-
 class _Window:
     """The probe window: read answers, send NS follow-ups and the second burst,
     until the window ends (or for ever with --watch)."""
 
-    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify, namer=None, sweep=None,
-                 stop: StopRequest | None = None):
+    def __init__(self, sock, iface, analysis, timeout, ident, watch, on_frame, notify, namer, sweep,
+                 stop: StopRequest):
         self.sock, self.iface, self.analysis = sock, iface, analysis
-        self.stop = stop or StopRequest()
+        self.stop = stop
         self.timeout, self.ident, self.watch = timeout, ident, watch
         self.on_frame, self.notify = on_frame, notify
         self.namer, self.sweep = namer, sweep

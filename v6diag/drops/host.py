@@ -110,12 +110,12 @@ def is_root() -> bool:
 def firewalls(inodes: set) -> dict:
     """{netns inode: NamespaceFirewall}: each namespace's ruleset and addresses, read
     inside it (the calling namespace directly, named ones by setns in a thread)."""
-    from v6diag.core import netlink, netns, nft
+    from v6diag.core import netns, nft, source_address
     from v6diag.drops.rules import NamespaceFirewall
 
     def read(name: str | None) -> NamespaceFirewall:
         ruleset, note = nft.ruleset()
-        return NamespaceFirewall(ruleset, note, netlink.local_addresses(), name)
+        return NamespaceFirewall(ruleset, note, frozenset(a.address for a in source_address.addresses()), name)
 
     own = netns.own_inode()
     out = {}

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 
+from v6diag.core import nft
 from v6diag.core.errors import UnavailableError, UsageError
 from v6diag.tunnel import host_kinds
 from v6diag.tunnel.checks import TUNNEL_KINDS
@@ -142,12 +143,6 @@ def _wg_peers(name: str) -> tuple[int | None, list[WgPeer]]:
     return port, peers
 
 
-def _firewall() -> tuple[dict | None, str]:
-    from v6diag.core.nft import ruleset
-
-    return ruleset()
-
-
 def _proxies() -> list[tuple[str, str | None]]:
     # pyroute2 0.9's neigh dump filters NTF_PROXY in userspace, so the kernel never
     # sees the flag and returns no proxy entries: ask iproute2 instead.
@@ -215,7 +210,7 @@ def read(name: str, kind_hint: str | None, ext: str | None, target: str | None) 
             raise UsageError(f"no such interface: {ext} (--ext-iface)", hint="list interfaces with `ip -br link`")
         ext_addrs = _addresses(ipr, ipr.link_lookup(ifname=ext)[0]) if ext else []
         target_dev = names.get(_route_get(ipr, target)[0]) if target else None
-    fw, note = _firewall()
+    fw, note = nft.ruleset()
     return HostFacts(t, time.time(), routes, ext, ext_addrs, _sysctls(["all", name] + ([ext] if ext else [])),
                      _proxies(), fw, note, target, target_dev)
 
